@@ -1,0 +1,288 @@
+"""export_bundle(): a transformers NLI model -> a validated zsl-onnx bundle.
+
+Steps: load -> export (optimum-onnx) -> validate fp32 against PyTorch -> quantize int8 and
+measure it -> write the manifest. The bundle is built in a staging directory next to the
+output and moved into place only when every step passed, so a failed export never leaves a
+half-written bundle where a user (or a running app) would load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import zsl_onnx
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_json, sha256_file
+from zsl_onnx._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
+from zsl_onnx._labels import LabelSpec, resolve_labels
+from zsl_onnx._tokenization import resolve_max_length
+
+from ._errors import ExportError, ExportValidationError
+from ._quantize import QuantConfig, quantize
+from ._validation import VALIDATION_PAIRS, Comparison, compare, torch_logits
+
+Progress = Callable[[str], None]
+FP32_FILE = "onnx/model.onnx"
+INT8_FILE = "onnx/model_quantized.onnx"
+_TWO_GB = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    output: Path
+    manifest: dict[str, Any]
+
+
+def export_bundle(
+    model: str | Path,
+    output: str | Path,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    template: str = DEFAULT_TEMPLATE,
+    quantize_int8: bool = True,
+    validate: bool = True,
+    atol: float = 1e-3,
+    overwrite: bool = False,
+    cache_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export ``model`` (a Hub id or a local transformers directory) to a bundle in ``output``.
+
+    Validation is on by default: fp32 logits must match PyTorch within ``atol`` on built-in
+    pairs or the export fails. int8 agreement is measured and recorded, never silently skipped.
+    """
+    say = progress or (lambda message: None)
+    output = Path(output)
+    _check_output(output, overwrite)
+    build_hypotheses(["label"], template)  # reject a template without {} before any work
+
+    started = time.perf_counter()
+    say(f"[1/5] load: resolving {model}")
+    source, resolved_revision = _resolve_source(model, revision, trust_remote_code, cache_dir)
+    labels = resolve_labels(read_json(source / "config.json"))  # fail before loading weights
+    tokenizer, torch_model = _load(source, trust_remote_code)
+    say(
+        f"      {type(torch_model).__name__}, labels {list(labels.names)}, "
+        f"entailment={labels.entailment}, contradiction={labels.contradiction}"
+    )
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        say("[2/5] export: tracing the PyTorch model to ONNX (optimum-onnx)")
+        _export_onnx(torch_model, staging)
+        tokenizer.save_pretrained(staging)
+        torch_model.config.save_pretrained(staging)
+        config = read_json(staging / "config.json")
+        max_length = resolve_max_length(read_json(staging / "tokenizer_config.json"), config)
+
+        premises = [p for p, _ in VALIDATION_PAIRS]
+        hypotheses = [h for _, h in VALIDATION_PAIRS]
+        reference = torch_logits(torch_model, tokenizer, premises, hypotheses, max_length=max_length)
+        variants: dict[str, dict[str, Any]] = {}
+
+        say("[3/5] validate: PyTorch vs ONNX Runtime fp32 on built-in pairs")
+        fp32 = _compare(staging, "fp32", reference, premises, hypotheses)
+        say(f"      fp32: max |logit diff| {fp32.max_abs_diff:.2e}, top-1 agreement {fp32.top1_agreement:.1%}")
+        if validate and fp32.max_abs_diff > atol:
+            raise ExportValidationError(
+                f"The ONNX fp32 model differs from PyTorch by up to {fp32.max_abs_diff:.3g} in logits "
+                f"(tolerance {atol:g}) on the built-in validation pairs; the export is wrong and "
+                "was not written. Report the model id; --atol raises the tolerance at your risk."
+            )
+        variants["fp32"] = _variant_entry(staging, FP32_FILE, fp32, validated=validate)
+
+        if quantize_int8:
+            say("[4/5] quantize: dynamic int8")
+            config_q = QuantConfig()
+            quantize(
+                staging / FP32_FILE,
+                staging / INT8_FILE,
+                config_q,
+                external_data=(staging / FP32_FILE).stat().st_size > _TWO_GB
+                or bool(_external_files(staging / FP32_FILE)),
+            )
+            int8 = _compare(staging, "int8", reference, premises, hypotheses)
+            say(f"      int8: max |logit diff| {int8.max_abs_diff:.3f}, top-1 agreement {int8.top1_agreement:.1%}")
+            variants["int8"] = _variant_entry(staging, INT8_FILE, int8, validated=False)
+            variants["int8"]["quantization"] = config_q.to_json()
+        else:
+            say("[4/5] quantize: skipped (--quantize none)")
+
+        say("[5/5] write: manifest and bundle")
+        manifest = _manifest(
+            model, revision, resolved_revision, labels, template, max_length,
+            _graph_inputs(staging / FP32_FILE), variants, validate, atol,
+        )
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _move_into_place(staging, output)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    say(f"done in {time.perf_counter() - started:.1f}s: {output}")
+    return ExportResult(output=output, manifest=manifest)
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise ExportError(f"Output {output} exists and is a file; pick a directory path.")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise ExportError(
+            f"Output directory {output} is not empty; pass --overwrite (overwrite=True) to replace it."
+        )
+
+
+def _resolve_source(
+    model: str | Path, revision: str | None, trust_remote_code: bool, cache_dir: str | Path | None
+) -> tuple[Path, str | None]:
+    """A local directory as is, or a Hub snapshot of just the files an export needs."""
+    local = Path(model).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise ExportError(f"{local} has no config.json; point at a transformers model directory.")
+        return local, revision
+    if local.exists() or str(model).startswith((".", "/", "~")):
+        raise ExportError(f"{model} is not a model directory, and does not look like a Hub repo id.")
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]
+    if trust_remote_code:
+        patterns.append("*.py")
+    try:
+        path = Path(
+            snapshot_download(str(model), revision=revision, cache_dir=cache_dir, allow_patterns=patterns)
+        )
+    except Exception as exc:  # offline, 404, gated: one piece of advice fits all
+        raise ExportError(
+            f"Cannot download {model!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+            "Where the hub is unreachable, pass a local transformers model directory instead."
+        ) from exc
+    return path, path.name  # snapshots/<commit sha>
+
+
+def _load(source: Path, trust_remote_code: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ExportError(
+            f"{type(tokenizer).__name__} has no fast (Rust) version, so no tokenizer.json can be "
+            "written; zsl-onnx needs one. Install sentencepiece and protobuf if the model uses them."
+        )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, trust_remote_code=trust_remote_code, torch_dtype=torch.float32
+    )
+    return tokenizer, model.eval()
+
+
+def _export_onnx(torch_model: Any, staging: Path) -> None:
+    from optimum.exporters.onnx import onnx_export_from_model
+
+    with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".optimum-") as tmp:
+        onnx_export_from_model(torch_model, tmp, task="text-classification", do_validation=False)
+        (staging / "onnx").mkdir()
+        for path in Path(tmp).iterdir():
+            if path.name.startswith("model.onnx"):  # the graph and its external data, if any
+                shutil.move(str(path), staging / "onnx" / path.name)
+    if not (staging / FP32_FILE).is_file():
+        raise ExportError("optimum-onnx produced no model.onnx; see its log above.")
+
+
+def _compare(
+    staging: Path, variant: str, reference: Any, premises: list[str], hypotheses: list[str]
+) -> Comparison:
+    """Run the pairs through the real runtime (tokenizer.json, batching, session), not a shortcut."""
+    classifier = ZeroShotClassifier.from_pretrained(staging, variant=variant, verify=False)
+    return compare(reference, classifier.pair_logits(premises, hypotheses))
+
+
+def _external_files(model_path: Path) -> list[Path]:
+    """model.onnx_data / model.onnx.data: weights torch.onnx stores outside graphs over 2 GB."""
+    return sorted(p for p in model_path.parent.glob(model_path.name + "?*") if p.is_file())
+
+
+def _variant_entry(staging: Path, relative: str, result: Comparison, *, validated: bool) -> dict[str, Any]:
+    path = staging / relative
+    external = _external_files(path)
+    return {
+        "file": relative,
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "external_data": [p.relative_to(staging).as_posix() for p in external],
+        "fidelity": {"reference": "pytorch-fp32", "validated": validated, **result.to_json()},
+    }
+
+
+def _graph_inputs(model_path: Path) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    return [node.name for node in graph.input if node.name not in initializers]
+
+
+def _manifest(
+    model: str | Path,
+    requested_revision: str | None,
+    resolved_revision: str | None,
+    labels: LabelSpec,
+    template: str,
+    max_length: int,
+    inputs: list[str],
+    variants: dict[str, dict[str, Any]],
+    validate: bool,
+    atol: float,
+) -> dict[str, Any]:
+    return {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "source": {
+            "model": str(model),
+            "requested_revision": requested_revision,
+            "revision": resolved_revision,
+        },
+        "labels": labels.to_json(),
+        "hypothesis_template": template,
+        "max_length": max_length,
+        "inputs": inputs,
+        "variants": variants,
+        "validation": {
+            "enabled": validate,
+            "atol": atol,
+            "pairs": len(VALIDATION_PAIRS),
+            "reference": "PyTorch fp32 logits, transformers tokenizer, only_first truncation",
+        },
+        "tools": _tool_versions(),
+    }
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"zsl-onnx": zsl_onnx.__version__}
+    for name in ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def _move_into_place(staging: Path, output: Path) -> None:
+    if output.exists():
+        retired = output.with_name(f".{output.name}.old-{os.getpid()}")
+        output.rename(retired)
+        staging.rename(output)
+        shutil.rmtree(retired)
+    else:
+        staging.rename(output)

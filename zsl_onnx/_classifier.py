@@ -1,0 +1,253 @@
+"""ZeroShotClassifier: orchestrates hypotheses -> tokenization -> batching -> session -> scores."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, overload
+
+import numpy as np
+import onnxruntime as ort
+
+from ._batching import make_batches
+from ._bundle import download, read_bundle
+from ._exceptions import BundleError, InvalidInputError
+from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
+from ._labels import LabelSpec, resolve_labels
+from ._postprocess import label_scores, ranked_result
+from ._session import LogitsSession, ProviderSpec, create_session
+from ._tokenization import PairTokenizer
+
+DEFAULT_BATCH_SIZE = 32
+# Pairs tokenized and held at once; bounds memory for calls with many texts x many labels.
+_PAIRS_IN_FLIGHT = 4096
+
+
+class ZeroShotClassifier:
+    """Zero-shot text classification with an NLI cross-encoder on ONNX Runtime.
+
+    Build one with :meth:`from_pretrained`. Calling it returns what
+    ``transformers.pipeline("zero-shot-classification")`` returns for the same model.
+    Instances hold no mutable state: one classifier may serve several threads at once.
+    """
+
+    def __init__(
+        self,
+        tokenizer: PairTokenizer,
+        session: LogitsSession,
+        labels: LabelSpec,
+        *,
+        hypothesis_template: str = DEFAULT_TEMPLATE,
+        variant: str = "fp32",
+        fidelity: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._tokenizer = tokenizer
+        self._session = session
+        self.labels = labels
+        self.hypothesis_template = hypothesis_template
+        self.variant = variant
+        self.fidelity: Mapping[str, Any] = MappingProxyType(dict(fidelity or {}))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | Path,
+        *,
+        variant: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
+        providers: Sequence[ProviderSpec] | None = None,
+        threads: int | None = None,
+        session_options: ort.SessionOptions | None = None,
+        max_length: int | None = None,
+        verify: bool = True,
+    ) -> ZeroShotClassifier:
+        """Load a bundle from a local directory or a Hugging Face Hub repo id.
+
+        ``variant`` is "fp32", "int8" or "fp16"; by default int8 on CPU when the bundle has it
+        (fp16 on GPU providers), else fp32. ``max_length`` may lower the model's token limit
+        to trade accuracy on long texts for speed. ``verify`` checks file sizes and sha256
+        against the manifest, catching truncated downloads before they give wrong answers.
+        """
+        on_gpu = any(
+            (p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in providers or ()
+        )
+        root = _local_dir(path_or_repo_id)
+        if root is None:
+            root = download(
+                str(path_or_repo_id),
+                variant=variant,
+                on_gpu=on_gpu,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
+        bundle = read_bundle(root)
+        chosen = bundle.choose(variant, on_gpu=on_gpu)
+        if verify:
+            chosen.verify()
+        manifest = bundle.manifest or {}
+        labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
+        tokenizer = PairTokenizer.from_file(
+            bundle.tokenizer_file,
+            tokenizer_config=bundle.tokenizer_config,
+            config=bundle.config,
+            max_length=manifest.get("max_length"),
+        )
+        if max_length is not None:
+            if not isinstance(max_length, int) or not 8 <= max_length <= tokenizer.max_length:
+                raise InvalidInputError(
+                    f"max_length must be an integer from 8 to the model's limit "
+                    f"{tokenizer.max_length}, not {max_length!r}."
+                )
+            tokenizer = PairTokenizer(
+                tokenizer.backend, max_length=max_length, pad_id=tokenizer.pad_id
+            )
+        session = create_session(
+            chosen.path, providers=providers, threads=threads, session_options=session_options
+        )
+        return cls(
+            tokenizer,
+            LogitsSession(session),
+            labels,
+            hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
+            variant=chosen.name,
+            fidelity=chosen.fidelity,
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self._tokenizer.max_length
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.providers
+
+    @overload
+    def __call__(
+        self,
+        sequences: str,
+        candidate_labels: str | Sequence[str],
+        hypothesis_template: str | None = ...,
+        multi_label: bool = ...,
+        batch_size: int = ...,
+    ) -> dict[str, Any]: ...
+
+    @overload
+    def __call__(
+        self,
+        sequences: Sequence[str],
+        candidate_labels: str | Sequence[str],
+        hypothesis_template: str | None = ...,
+        multi_label: bool = ...,
+        batch_size: int = ...,
+    ) -> list[dict[str, Any]]: ...
+
+    def __call__(
+        self,
+        sequences: str | Sequence[str],
+        candidate_labels: str | Sequence[str],
+        hypothesis_template: str | None = None,
+        multi_label: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        """Classify; returns the pipeline's ``{"sequence", "labels", "scores"}`` dict(s).
+
+        A single string gives one dict, a list gives a list. Labels come sorted by score.
+        """
+        texts, single = parse_sequences(sequences)
+        labels = parse_labels(candidate_labels)
+        matrix = self._label_scores(texts, labels, hypothesis_template, multi_label, batch_size)
+        results = [ranked_result(text, labels, row) for text, row in zip(texts, matrix)]
+        return results[0] if single else results
+
+    def scores(
+        self,
+        sequences: str | Sequence[str],
+        candidate_labels: str | Sequence[str],
+        hypothesis_template: str | None = None,
+        multi_label: bool = False,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> np.ndarray:
+        """Scores as a float32 matrix [texts, labels], labels in the order given (not ranked)."""
+        texts, _ = parse_sequences(sequences)
+        labels = parse_labels(candidate_labels)
+        return self._label_scores(texts, labels, hypothesis_template, multi_label, batch_size)
+
+    def pair_logits(
+        self, premises: Sequence[str], hypotheses: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """Raw NLI logits [pairs, classes] for explicit premise/hypothesis pairs (NLI evaluation)."""
+        premise_list, _ = parse_sequences(list(premises))
+        hypothesis_list, _ = parse_sequences(list(hypotheses))
+        if len(premise_list) != len(hypothesis_list):
+            raise InvalidInputError(
+                f"Got {len(premise_list)} premises but {len(hypothesis_list)} hypotheses; "
+                "pair_logits needs one hypothesis per premise."
+            )
+        index = np.arange(len(premise_list))
+        return self._run(premise_list, hypothesis_list, np.stack([index, index], axis=1), batch_size)
+
+    def _label_scores(
+        self,
+        texts: list[str],
+        labels: list[str],
+        template: str | None,
+        multi_label: bool,
+        batch_size: int,
+    ) -> np.ndarray:
+        hypotheses = build_hypotheses(labels, template if template is not None else self.hypothesis_template)
+        grid = np.stack(
+            np.meshgrid(np.arange(len(texts)), np.arange(len(labels)), indexing="ij"), axis=-1
+        ).reshape(-1, 2)
+        logits = self._run(texts, hypotheses, grid, batch_size)
+        logits = logits.reshape(len(texts), len(labels), -1)
+        return label_scores(logits, self.labels, multi_label=multi_label)
+
+    def _run(
+        self, premises: list[str], hypotheses: list[str], index_pairs: np.ndarray, batch_size: int
+    ) -> np.ndarray:
+        """Logits for (premise index, hypothesis index) rows, in row order."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
+        hypothesis_encodings = self._tokenizer.encode_hypotheses(hypotheses)
+        premise_encodings = self._tokenizer.encode_premises(premises)
+        n_classes = len(self.labels.names)
+        out = np.empty((len(index_pairs), n_classes), dtype=np.float32)
+        for start in range(0, len(index_pairs), _PAIRS_IN_FLIGHT):
+            chunk = index_pairs[start : start + _PAIRS_IN_FLIGHT]
+            encodings = [
+                self._tokenizer.join(premise_encodings[p], hypothesis_encodings[h]) for p, h in chunk
+            ]
+            for batch in make_batches(encodings, batch_size=batch_size, pad_id=self._tokenizer.pad_id):
+                logits = self._session.run(batch)
+                if logits.shape[1] != n_classes:
+                    raise BundleError(
+                        f"The model returns {logits.shape[1]} logits per pair but its config names "
+                        f"{n_classes} labels {list(self.labels.names)}; config.json does not match the ONNX file."
+                    )
+                out[start + batch.positions] = logits
+        return out
+
+
+def _local_dir(path_or_repo_id: str | Path) -> Path | None:
+    """A local directory, or None for something that can only be a Hub repo id."""
+    path = Path(path_or_repo_id).expanduser()
+    if path.is_dir():
+        return path
+    text = str(path_or_repo_id)
+    looks_local = (
+        isinstance(path_or_repo_id, Path)
+        or path.exists()
+        or text.startswith((".", "/", "~", "\\"))
+        or text.count("/") > 1
+        or "\\" in text
+    )
+    if looks_local:
+        raise BundleError(
+            f"{text} is not a model directory (it does not exist or is a file). Pass a directory "
+            "made by zsl-export, or a Hugging Face Hub repo id like 'org/model'."
+        )
+    return None

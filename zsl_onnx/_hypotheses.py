@@ -1,0 +1,89 @@
+"""Stage 1: check the caller's texts, labels and template, and turn labels into hypotheses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._exceptions import InvalidInputError
+
+DEFAULT_TEMPLATE = "This example is {}."
+
+
+def parse_sequences(sequences: str | Sequence[str]) -> tuple[list[str], bool]:
+    """Return the texts as a list, and whether the caller passed a single string."""
+    if sequences is None:
+        raise InvalidInputError("sequences is None: pass a string or a list of strings to classify.")
+    if isinstance(sequences, str):
+        texts, single = [sequences], True
+    elif isinstance(sequences, (list, tuple)):
+        texts, single = list(sequences), False
+    else:
+        raise InvalidInputError(
+            f"sequences must be a string or a list of strings, not {type(sequences).__name__}."
+        )
+    if not texts:
+        raise InvalidInputError("sequences is an empty list: pass at least one text to classify.")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(
+                f"sequences[{i}] is {type(text).__name__}, not str: every text must be a string."
+            )
+        if not text.strip():
+            raise InvalidInputError(
+                f"sequences[{i}] is empty or only whitespace: there is nothing to classify; "
+                "drop it or replace it with real text."
+            )
+    return texts, single
+
+
+def parse_labels(candidate_labels: str | Sequence[str]) -> list[str]:
+    """Split a comma-separated string the way the pipeline does, and check the labels."""
+    if candidate_labels is None:
+        raise InvalidInputError("candidate_labels is None: pass a list of labels or 'a, b, c'.")
+    if isinstance(candidate_labels, str):
+        labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
+    elif isinstance(candidate_labels, (list, tuple)):
+        labels = list(candidate_labels)
+    else:
+        raise InvalidInputError(
+            "candidate_labels must be a list of strings or a comma-separated string, "
+            f"not {type(candidate_labels).__name__}."
+        )
+    if not labels:
+        raise InvalidInputError("candidate_labels is empty: pass at least one label.")
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if not isinstance(label, str):
+            raise InvalidInputError(
+                f"candidate_labels[{i}] is {type(label).__name__}, not str: labels must be strings."
+            )
+        if not label.strip():
+            raise InvalidInputError(f"candidate_labels[{i}] is empty: every label needs a name.")
+        if label in seen:
+            raise InvalidInputError(
+                f"candidate label {label!r} appears twice: labels must be unique, "
+                "since each one gets its own score."
+            )
+        seen.add(label)
+    return labels
+
+
+def build_hypotheses(labels: Sequence[str], template: str) -> list[str]:
+    """Fill the template with each label, refusing templates that would ignore the label."""
+    if not isinstance(template, str):
+        raise InvalidInputError(
+            f"hypothesis_template must be a string, not {type(template).__name__}."
+        )
+    try:
+        hypotheses = [template.format(label) for label in labels]
+    except (IndexError, KeyError, ValueError) as exc:
+        raise InvalidInputError(
+            f"hypothesis_template {template!r} cannot be formatted with a label ({exc!r}): "
+            "use exactly one '{}' where the label goes, e.g. 'This example is {}.'"
+        ) from None
+    if hypotheses[0] == template:
+        raise InvalidInputError(
+            f"hypothesis_template {template!r} has no '{{}}' placeholder, so every label would "
+            "get the same hypothesis: put '{}' where the label goes, e.g. 'This example is {}.'"
+        )
+    return hypotheses

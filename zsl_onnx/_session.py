@@ -1,0 +1,124 @@
+"""Stage 4: run micro-batches through ONNX Runtime.
+
+The feed is built from the inputs the graph declares (BERT wants token_type_ids, XLM-R,
+DeBERTa and BART do not), never from what the tokenizer happens to return, and the logits are
+read by output name because some exports (BART) have extra outputs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import onnxruntime as ort
+
+from ._batching import Batch
+from ._exceptions import BundleError, ProviderFallbackWarning, ProviderUnavailableError, InvalidInputError
+
+_KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+LOGITS = "logits"
+
+ProviderSpec = str | tuple[str, dict[str, Any]]
+
+
+class InferenceSessionLike(Protocol):
+    """The slice of ``onnxruntime.InferenceSession`` we use; lets tests pass a fake."""
+
+    def get_inputs(self) -> Sequence[Any]: ...
+    def get_outputs(self) -> Sequence[Any]: ...
+    def get_providers(self) -> list[str]: ...
+    def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[Any]: ...
+
+
+class LogitsSession:
+    """Feeds :class:`Batch` objects to a session and returns float32 logits."""
+
+    def __init__(self, session: InferenceSessionLike) -> None:
+        self._session = session
+        self._feed_spec: list[tuple[str, type[np.integer[Any]]]] = []
+        for node in session.get_inputs():
+            if node.name not in _KNOWN_INPUTS:
+                raise BundleError(
+                    f"The ONNX graph has an input {node.name!r} that zsl-onnx cannot fill "
+                    f"(it feeds {', '.join(_KNOWN_INPUTS)}). Re-export the model with zsl-export."
+                )
+            if node.type not in _DTYPES:
+                raise BundleError(
+                    f"The ONNX graph's input {node.name!r} has type {node.type}; "
+                    "expected int64 or int32 token ids."
+                )
+            self._feed_spec.append((node.name, _DTYPES[node.type]))
+        outputs = [node.name for node in session.get_outputs()]
+        if LOGITS not in outputs:
+            raise BundleError(
+                f"The ONNX graph has no output named 'logits' (it has {outputs}); "
+                "export it as a sequence-classification model (zsl-export does)."
+            )
+
+    @property
+    def input_names(self) -> list[str]:
+        return [name for name, _ in self._feed_spec]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._session.get_providers())
+
+    def run(self, batch: Batch) -> np.ndarray:
+        feed = {name: getattr(batch, name).astype(dtype, copy=False) for name, dtype in self._feed_spec}
+        (logits,) = self._session.run([LOGITS], feed)
+        return np.asarray(logits, dtype=np.float32)
+
+
+def _provider_name(provider: ProviderSpec) -> str:
+    return provider if isinstance(provider, str) else provider[0]
+
+
+def create_session(
+    model_path: Path,
+    *,
+    providers: Sequence[ProviderSpec] | None = None,
+    threads: int | None = None,
+    session_options: ort.SessionOptions | None = None,
+) -> ort.InferenceSession:
+    """Open an ONNX file with checked providers; a silent fallback to CPU becomes a warning."""
+    requested = list(providers) if providers else ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    missing = [_provider_name(p) for p in requested if _provider_name(p) not in available]
+    if missing:
+        raise ProviderUnavailableError(
+            f"Execution provider(s) {missing} are not available in this onnxruntime install; "
+            f"available: {available}. Install the matching onnxruntime package "
+            "(e.g. onnxruntime-gpu for CUDAExecutionProvider) or pick one of those."
+        )
+    if threads is not None and session_options is not None:
+        raise InvalidInputError(
+            "Pass either threads= or session_options=, not both: set intra_op_num_threads on "
+            "your SessionOptions instead (we do not modify objects you pass in)."
+        )
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise InvalidInputError(f"threads must be a positive integer, not {threads!r}.")
+    options = session_options
+    if options is None:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if threads is not None:
+            options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=requested)
+    except Exception as exc:  # ORT raises pybind-specific types (InvalidProtobuf, Fail, ...)
+        raise BundleError(f"ONNX Runtime cannot load {model_path}: {exc}") from exc
+    active = session.get_providers()
+    dropped = [_provider_name(p) for p in requested if _provider_name(p) not in active]
+    if dropped:
+        warnings.warn(
+            f"ONNX Runtime did not enable {dropped} (missing CUDA/cuDNN libraries or driver?) and "
+            f"runs on {active} instead; check the onnxruntime log above.",
+            ProviderFallbackWarning,
+            stacklevel=3,
+        )
+    return session
