@@ -102,8 +102,10 @@ class PairTokenizer:
         for hypothesis, encoding in zip(hypotheses, encodings):
             needed = len(encoding.ids) + self._pair_specials
             if needed >= self.max_length:
+                # At max_length the encoding was cut by truncation, so the true count is larger.
+                count = f"more than {self.max_length}" if len(encoding.ids) >= self.max_length else needed
                 raise HypothesisTooLongError(
-                    f"The hypothesis {hypothesis!r} takes {needed} tokens with special tokens, "
+                    f"The hypothesis {hypothesis!r} takes {count} tokens with special tokens, "
                     f"which leaves no room for the text within max_length={self.max_length}. "
                     "Shorten the label or the hypothesis template."
                 )
