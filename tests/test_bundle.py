@@ -1,0 +1,197 @@
+"""Loading: our bundles, transformers.js/onnx-community and optimum layouts, the Hub path, damage."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zsl_onnx import (
+    BundleError,
+    ChecksumMismatchError,
+    InvalidInputError,
+    NoEntailmentLabelError,
+    ProviderFallbackWarning,
+    ProviderUnavailableError,
+    ZeroShotClassifier,
+)
+
+TEXTS = ["A man is playing a guitar.", "Stocks fell sharply."]
+LABELS = ["music", "economy", "sports"]
+
+
+@pytest.fixture()
+def bundle_copy(bert_bundle, tmp_path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(bert_bundle, target)
+    return target
+
+
+def test_own_bundle_defaults_to_int8_on_cpu(bert_bundle):
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle)
+    assert clf.variant == "int8"
+    assert clf.fidelity["validated"] is False and 0 < clf.fidelity["top1_agreement"] <= 1
+    assert ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32").fidelity["validated"] is True
+
+
+def test_onnx_community_layout_without_manifest(bert_bundle, bundle_copy):
+    (bundle_copy / "zsl_onnx.json").unlink()
+    clf = ZeroShotClassifier.from_pretrained(bundle_copy)
+    ours = ZeroShotClassifier.from_pretrained(bert_bundle)
+    assert clf.variant == "int8" and clf.fidelity == {}
+    np.testing.assert_allclose(clf.scores(TEXTS, LABELS), ours.scores(TEXTS, LABELS), atol=1e-6)
+
+
+def test_optimum_layout_with_model_onnx_at_the_root(bert_bundle, bundle_copy):
+    (bundle_copy / "zsl_onnx.json").unlink()
+    shutil.move(bundle_copy / "onnx" / "model.onnx", bundle_copy / "model.onnx")
+    shutil.rmtree(bundle_copy / "onnx")
+    clf = ZeroShotClassifier.from_pretrained(bundle_copy)
+    assert clf.variant == "fp32"
+    ours = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+    np.testing.assert_allclose(clf.scores(TEXTS, LABELS), ours.scores(TEXTS, LABELS), atol=1e-6)
+
+
+def test_layout_without_manifest_still_needs_an_entailment_label(bundle_copy):
+    (bundle_copy / "zsl_onnx.json").unlink()
+    config = json.loads((bundle_copy / "config.json").read_text())
+    config["id2label"] = {"0": "positive", "1": "negative", "2": "neutral"}
+    config["label2id"] = {"positive": 0, "negative": 1, "neutral": 2}
+    (bundle_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(NoEntailmentLabelError, match="positive"):
+        ZeroShotClassifier.from_pretrained(bundle_copy)
+
+
+def test_flipped_byte_is_caught_by_sha256(bundle_copy):
+    path = bundle_copy / "onnx" / "model_quantized.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="sha256"):
+        ZeroShotClassifier.from_pretrained(bundle_copy)
+
+
+def test_truncated_file_is_caught_by_size(bundle_copy):
+    path = bundle_copy / "onnx" / "model.onnx"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ChecksumMismatchError, match="truncated"):
+        ZeroShotClassifier.from_pretrained(bundle_copy, variant="fp32")
+
+
+def test_garbage_onnx_without_verification_is_a_bundle_error(bundle_copy):
+    (bundle_copy / "onnx" / "model.onnx").write_bytes(b"not a protobuf" * 10)
+    with pytest.raises(BundleError, match="ONNX Runtime cannot load"):
+        ZeroShotClassifier.from_pretrained(bundle_copy, variant="fp32", verify=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "tokenizer.json").unlink(), "no tokenizer.json"),
+        (lambda d: (d / "config.json").unlink(), "config.json is missing"),
+        (lambda d: (d / "zsl_onnx.json").write_text("{not json"), "not valid JSON"),
+        (lambda d: (d / "onnx" / "model_quantized.onnx").unlink(), "model file .* is missing"),
+        (lambda d: shutil.rmtree(d / "onnx"), "model file .* is missing"),
+    ],
+)
+def test_damaged_bundles_name_the_problem(bundle_copy, damage, message):
+    damage(bundle_copy)
+    with pytest.raises(BundleError, match=message):
+        ZeroShotClassifier.from_pretrained(bundle_copy)
+
+
+def test_directory_without_any_model(tmp_path, bert_bundle):
+    shutil.copy(bert_bundle / "config.json", tmp_path)
+    shutil.copy(bert_bundle / "tokenizer.json", tmp_path)
+    with pytest.raises(BundleError, match="holds no ONNX model"):
+        ZeroShotClassifier.from_pretrained(tmp_path)
+
+
+def test_missing_local_path_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(BundleError, match="is not a model directory"):
+        ZeroShotClassifier.from_pretrained(tmp_path / "nope")
+
+
+def test_unknown_and_absent_variants(bert_bundle, bundle_copy):
+    with pytest.raises(InvalidInputError, match="variant must be one of"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, variant="int4")
+    with pytest.raises(BundleError, match=r"has no fp16 model; it has \['fp32', 'int8'\]"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp16")
+
+
+def test_unavailable_provider_lists_the_available_ones(bert_bundle):
+    with pytest.raises(ProviderUnavailableError, match="CPUExecutionProvider"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, providers=["CUDAExecutionProvider"])
+
+
+def test_silent_fallback_to_cpu_warns(bert_bundle, monkeypatch):
+    import onnxruntime as ort
+
+    real = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *real])
+    with pytest.warns(ProviderFallbackWarning, match="CUDAExecutionProvider"):
+        clf = ZeroShotClassifier.from_pretrained(
+            bert_bundle, providers=["CUDAExecutionProvider", "CPUExecutionProvider"]
+        )
+    assert clf.variant == "fp32"  # a GPU request never picks int8
+    assert clf.providers == ["CPUExecutionProvider"]
+
+
+def test_threads_and_session_options_are_exclusive(bert_bundle):
+    import onnxruntime as ort
+
+    with pytest.raises(InvalidInputError, match="not both"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, threads=1, session_options=ort.SessionOptions())
+    with pytest.raises(InvalidInputError, match="positive integer"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, threads=0)
+    assert ZeroShotClassifier.from_pretrained(bert_bundle, threads=1)("hi", ["a", "b"])["labels"]
+
+
+def test_max_length_can_be_lowered_not_raised(bert_bundle):
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle, max_length=32)
+    assert clf.max_length == 32
+    with pytest.raises(InvalidInputError, match="max_length"):
+        ZeroShotClassifier.from_pretrained(bert_bundle, max_length=100_000)
+
+
+class FakeHub:
+    """Stands in for huggingface_hub.snapshot_download over a local 'remote' repo."""
+
+    def __init__(self, remote: Path, cache: Path):
+        self.remote, self.cache, self.calls = remote, cache, []
+
+    def __call__(self, repo_id, *, allow_patterns, revision, cache_dir, local_files_only):
+        from fnmatch import fnmatch
+
+        self.calls.append(list(allow_patterns))
+        for path in self.remote.rglob("*"):
+            relative = path.relative_to(self.remote).as_posix()
+            if path.is_file() and any(fnmatch(relative, p) for p in allow_patterns):
+                (self.cache / relative).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, self.cache / relative)
+        return str(self.cache)
+
+
+def test_hub_download_fetches_metadata_then_only_the_chosen_variant(bert_bundle, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    hub = FakeHub(bert_bundle, tmp_path / "snapshot")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    clf = ZeroShotClassifier.from_pretrained("org/tiny-bert-zeroshot")
+    assert clf.variant == "int8"
+    assert len(hub.calls) == 2 and "zsl_onnx.json" in hub.calls[0]
+    assert hub.calls[1] == ["onnx/model_quantized.onnx"]
+    assert not (tmp_path / "snapshot" / "onnx" / "model.onnx").exists()
+
+
+def test_hub_failure_becomes_a_bundle_error(monkeypatch):
+    import huggingface_hub
+
+    def offline(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(BundleError, match="pass a local directory"):
+        ZeroShotClassifier.from_pretrained("org/model", local_files_only=True)
