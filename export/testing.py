@@ -35,6 +35,18 @@ CORPUS = (
 ) * 4
 
 
+_LONG_TEXT = "The council debated the budget for roads, schools and the new library branch. " * 30
+# (sequences, candidate_labels, kwargs) calls on which zsl_onnx must match the pipeline: single
+# and multi-label, one label, a comma string with a Spanish template, long and non-Latin texts.
+PARITY_CASES: tuple[tuple[Any, Any, dict[str, Any]], ...] = (
+    ("A man is playing a guitar on stage.", ["music", "sports", "economy"], {}),
+    (["A man is playing a guitar.", "Stocks fell sharply.", _LONG_TEXT], ["music", "sports", "economy"], {"multi_label": True}),
+    (["Two dogs are running.", _LONG_TEXT], ["animals"], {}),
+    ("La selección ganó el partido.", "deportes, política , economía", {"hypothesis_template": "Este ejemplo es {}."}),
+    (["Москва — столица России.", "東京は日本の首都です。"], ["geography", "music"], {}),
+)
+
+
 @dataclass(frozen=True)
 class Size:
     """Model dimensions; TINY for tests, the named replicas for speed benchmarks."""

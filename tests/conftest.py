@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from zsl_onnx_export.testing import NLI3
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_MODEL = SHARED / "fixtures" / "minilm-l6-sick-nli"
-NLI3 = ("entailment", "neutral", "contradiction")
-NLI2 = ("entailment", "not_entailment")
 
 
 @dataclass(frozen=True)

@@ -98,3 +98,11 @@ def test_console_script_runs_end_to_end(bert_source, tmp_path):
     assert (tmp_path / "b" / "onnx" / "model_quantized.onnx").is_file()
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
     assert "--trust-remote-code" in help_text and "--revision" in help_text
+
+
+def test_sentencepiece_only_source_gets_a_tokenizer_json(tiny_models):
+    model = tiny_models("deberta-v3")
+    assert not (model.source / "tokenizer.json").exists() and (model.source / "spm.model").exists()
+    assert (model.bundle / "tokenizer.json").is_file()
+    manifest = json.loads((model.bundle / "zsl_onnx.json").read_text())
+    assert manifest["inputs"] == ["input_ids", "attention_mask"]  # DeBERTa has no token types

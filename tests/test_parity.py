@@ -3,24 +3,14 @@
 import numpy as np
 import pytest
 
-from conftest import NLI2, NLI3
 from zsl_onnx import ZeroShotClassifier
+from zsl_onnx_export.testing import FAMILIES, NLI2, NLI3, PARITY_CASES
 
 pytestmark = pytest.mark.export
 
-FAMILIES = ("bert", "electra", "xlm-roberta", "deberta-v2", "deberta-v3", "bart")
 ORDERS = (NLI3, ("contradiction", "neutral", "entailment"), ("neutral", "entailment", "contradiction"))
 SPECS = [(f, ORDERS[i % 3]) for i, f in enumerate(FAMILIES)] + [(f, NLI2) for f in FAMILIES]
 SPECS += [("bert", ("not_entailment", "entailment")), ("xlm-roberta", ("CONTRADICTION", "NEUTRAL", "ENTAILMENT"))]
-
-LONG = "The council debated the budget for roads, schools and the new library branch. " * 30
-CASES = [
-    ("A man is playing a guitar on stage.", ["music", "sports", "economy"], {}),
-    (["A man is playing a guitar.", "Stocks fell sharply.", LONG], ["music", "sports", "economy"], {"multi_label": True}),
-    (["Two dogs are running.", LONG], ["animals"], {}),
-    ("La selección ganó el partido.", "deportes, política , economía", {"hypothesis_template": "Este ejemplo es {}."}),
-    (["Москва — столица России.", "東京は日本の首都です。"], ["geography", "music"], {}),
-]
 
 
 def assert_same_results(expected, got, atol):
@@ -40,7 +30,7 @@ def test_fp32_matches_transformers_pipeline(tiny_models, family, labels):
     model = tiny_models(family, labels)
     pipe = pipeline("zero-shot-classification", model=str(model.source))
     clf = ZeroShotClassifier.from_pretrained(model.bundle, variant="fp32")
-    for sequences, candidates, kwargs in CASES:
+    for sequences, candidates, kwargs in PARITY_CASES:
         expected = pipe(sequences, candidates, **kwargs)
         got = clf(sequences, candidates, **kwargs)
         assert type(got) is type(expected)
@@ -53,7 +43,7 @@ def test_int8_stays_close_to_fp32(tiny_models, family):
     fp32 = ZeroShotClassifier.from_pretrained(bundle, variant="fp32")
     int8 = ZeroShotClassifier.from_pretrained(bundle)
     assert int8.variant == "int8"
-    texts = [c[0] for c in CASES if isinstance(c[0], str)]
+    texts = [c[0] for c in PARITY_CASES if isinstance(c[0], str)]
     diff = np.abs(int8.scores(texts, ["music", "sports", "economy"]) - fp32.scores(texts, ["music", "sports", "economy"]))
     assert diff.max() <= 0.02, f"int8 scores drift by {diff.max():.4f} from fp32"
     assert int8.fidelity["max_abs_logit_diff"] < 0.1

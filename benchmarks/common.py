@@ -1,0 +1,119 @@
+"""Shared helpers for the benchmark scripts: datasets from ../shared, machine info, result files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURE = SHARED / "fixtures" / "minilm-l6-sick-nli"
+RESULTS = REPO / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class NliSet:
+    name: str
+    premises: list[str]
+    hypotheses: list[str]
+    gold: np.ndarray  # 0 = entailment, 1 = neutral / not_entailment, 2 = contradiction
+    binary: bool  # scored as entailment vs not
+
+
+def sick_test() -> NliSet:
+    classes = {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}
+    rows = _tsv(SHARED / "data" / "sick" / "SICK.txt")
+    rows = [r for r in rows if r["SemEval_set"] == "TEST"]
+    return NliSet(
+        "SICK test",
+        [r["sentence_A"] for r in rows],
+        [r["sentence_B"] for r in rows],
+        np.array([classes[r["entailment_label"]] for r in rows]),
+        binary=False,
+    )
+
+
+def rte_dev() -> NliSet:
+    rows = _tsv(SHARED / "data" / "rte" / "dev.tsv")
+    return NliSet(
+        "RTE dev",
+        [r["sentence1"] for r in rows],
+        [r["sentence2"] for r in rows],
+        np.array([int(r["label"]) for r in rows]),
+        binary=True,
+    )
+
+
+def ag_news(limit: int | None = None) -> tuple[list[str], np.ndarray, list[str]]:
+    """AG News test texts (title + description), gold topic index, and the topic labels."""
+    with (SHARED / "data" / "ag_news" / "test.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:limit]
+    texts = [f"{r['title']}. {r['description']}".replace("\\", " ") for r in rows]
+    return texts, np.array([int(r["label"]) - 1 for r in rows]), ["world", "sports", "business", "science and technology"]
+
+
+def sst2_dev(limit: int | None = None) -> tuple[list[str], np.ndarray, list[str]]:
+    rows = _tsv(SHARED / "data" / "sst2" / "dev.tsv")[:limit]
+    return [r["sentence"].strip() for r in rows], np.array([int(r["label"]) for r in rows]), ["negative", "positive"]
+
+
+def _tsv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def nli_predictions(logits: np.ndarray, entailment: int, binary: bool, class_map: Sequence[int]) -> np.ndarray:
+    """Map model class ids to the dataset's ids; binary sets ask only 'entailment or not'."""
+    top = logits.argmax(axis=1)
+    if binary:
+        return np.where(top == entailment, 0, 1)
+    return np.array([class_map[i] for i in top])
+
+
+def macro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    scores = []
+    for label in np.unique(gold):
+        tp = np.sum((pred == label) & (gold == label))
+        fp = np.sum((pred == label) & (gold != label))
+        fn = np.sum((pred != label) & (gold == label))
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores))
+
+
+
+def environment(threads: int) -> dict[str, Any]:
+    versions = {}
+    for name in ("zsl-onnx", "onnxruntime", "tokenizers", "torch", "transformers", "optimum-onnx"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    cpu = "unknown"
+    if Path("/proc/cpuinfo").exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": threads,
+        "versions": versions,
+    }
+
+
+def write_results(stem: str, data: dict[str, Any], markdown: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{stem}.md").write_text(markdown + "\n", encoding="utf-8")
+    print(markdown)
+    print(f"\nwrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
