@@ -195,3 +195,19 @@ def test_hub_failure_becomes_a_bundle_error(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(BundleError, match="pass a local directory"):
         ZeroShotClassifier.from_pretrained("org/model", local_files_only=True)
+
+
+def test_hub_repo_without_manifest_is_listed_and_fetches_one_file(bert_bundle, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    remote = tmp_path / "remote"
+    shutil.copytree(bert_bundle, remote)
+    (remote / "zsl_onnx.json").unlink()  # an onnx-community style repo
+    hub = FakeHub(remote, tmp_path / "snapshot")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    listed = [p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()]
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, revision=None: listed)
+    clf = ZeroShotClassifier.from_pretrained("onnx-community/tiny-bert", variant="fp32")
+    assert clf.variant == "fp32"
+    assert hub.calls[1] == ["onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.onnx.data"]
+    assert not (tmp_path / "snapshot" / "onnx" / "model_quantized.onnx").exists()

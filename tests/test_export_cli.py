@@ -106,3 +106,22 @@ def test_sentencepiece_only_source_gets_a_tokenizer_json(tiny_models):
     assert (model.bundle / "tokenizer.json").is_file()
     manifest = json.loads((model.bundle / "zsl_onnx.json").read_text())
     assert manifest["inputs"] == ["input_ids", "attention_mask"]  # DeBERTa has no token types
+
+
+def test_hub_id_is_snapshotted_and_its_commit_recorded(bert_source, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snapshot = tmp_path / "hub" / "snapshots" / commit
+    shutil.copytree(bert_source, snapshot)
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    result = export_bundle("org/tiny-nli", tmp_path / "out", revision="v1", quantize_int8=False)
+    assert calls[0][0] == "org/tiny-nli" and calls[0][1]["revision"] == "v1"
+    assert "*.safetensors" in calls[0][1]["allow_patterns"] and "*.py" not in calls[0][1]["allow_patterns"]
+    assert result.manifest["source"] == {"model": "org/tiny-nli", "requested_revision": "v1", "revision": commit}
