@@ -32,7 +32,6 @@ from ._validation import VALIDATION_PAIRS, Comparison, compare, torch_logits
 Progress = Callable[[str], None]
 FP32_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_quantized.onnx"
-_TWO_GB = 2 * 1024**3
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,7 @@ def export_bundle(
                 staging / FP32_FILE,
                 staging / INT8_FILE,
                 config_q,
-                external_data=(staging / FP32_FILE).stat().st_size > _TWO_GB
-                or bool(_external_files(staging / FP32_FILE)),
+                external_data=bool(_external_files(staging / FP32_FILE)),
             )
             int8 = _compare(staging, "int8", reference, premises, hypotheses)
             say(f"      int8: max |logit diff| {int8.max_abs_diff:.3f}, top-1 agreement {int8.top1_agreement:.1%}")

@@ -16,8 +16,8 @@ from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
 from ._labels import LabelSpec, resolve_labels
 from ._postprocess import label_scores, ranked_result
-from ._session import LogitsSession, ProviderSpec, create_session
-from ._tokenization import PairTokenizer
+from ._session import LogitsSession, ProviderSpec, create_session, provider_name
+from ._tokenization import PairTokenizer, resolve_max_length
 
 DEFAULT_BATCH_SIZE = 32
 # Pairs tokenized and held at once; bounds memory for calls with many texts x many labels.
@@ -71,9 +71,7 @@ class ZeroShotClassifier:
         to trade accuracy on long texts for speed. ``verify`` checks file sizes and sha256
         against the manifest, catching truncated downloads before they give wrong answers.
         """
-        on_gpu = any(
-            (p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in providers or ()
-        )
+        on_gpu = any(provider_name(p) != "CPUExecutionProvider" for p in providers or ())
         root = _local_dir(path_or_repo_id)
         if root is None:
             root = download(
@@ -90,21 +88,17 @@ class ZeroShotClassifier:
             chosen.verify()
         manifest = bundle.manifest or {}
         labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
+        limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
+        if max_length is not None and (not isinstance(max_length, int) or not 8 <= max_length <= limit):
+            raise InvalidInputError(
+                f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
+            )
         tokenizer = PairTokenizer.from_file(
             bundle.tokenizer_file,
             tokenizer_config=bundle.tokenizer_config,
             config=bundle.config,
-            max_length=manifest.get("max_length"),
+            max_length=max_length or limit,
         )
-        if max_length is not None:
-            if not isinstance(max_length, int) or not 8 <= max_length <= tokenizer.max_length:
-                raise InvalidInputError(
-                    f"max_length must be an integer from 8 to the model's limit "
-                    f"{tokenizer.max_length}, not {max_length!r}."
-                )
-            tokenizer = PairTokenizer(
-                tokenizer.backend, max_length=max_length, pad_id=tokenizer.pad_id
-            )
         session = create_session(
             chosen.path, providers=providers, threads=threads, session_options=session_options
         )

@@ -73,7 +73,7 @@ class LogitsSession:
         return np.asarray(logits, dtype=np.float32)
 
 
-def _provider_name(provider: ProviderSpec) -> str:
+def provider_name(provider: ProviderSpec) -> str:
     return provider if isinstance(provider, str) else provider[0]
 
 
@@ -87,7 +87,7 @@ def create_session(
     """Open an ONNX file with checked providers; a silent fallback to CPU becomes a warning."""
     requested = list(providers) if providers else ["CPUExecutionProvider"]
     available = ort.get_available_providers()
-    missing = [_provider_name(p) for p in requested if _provider_name(p) not in available]
+    missing = [provider_name(p) for p in requested if provider_name(p) not in available]
     if missing:
         raise ProviderUnavailableError(
             f"Execution provider(s) {missing} are not available in this onnxruntime install; "
@@ -113,7 +113,7 @@ def create_session(
     except Exception as exc:  # ORT raises pybind-specific types (InvalidProtobuf, Fail, ...)
         raise BundleError(f"ONNX Runtime cannot load {model_path}: {exc}") from exc
     active = session.get_providers()
-    dropped = [_provider_name(p) for p in requested if _provider_name(p) not in active]
+    dropped = [provider_name(p) for p in requested if provider_name(p) not in active]
     if dropped:
         warnings.warn(
             f"ONNX Runtime did not enable {dropped} (missing CUDA/cuDNN libraries or driver?) and "

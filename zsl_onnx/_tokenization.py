@@ -84,10 +84,9 @@ class PairTokenizer:
             tokenizer = Tokenizer.from_file(str(tokenizer_json))
         except Exception as exc:  # tokenizers raises a bare Exception on a bad file
             raise BundleError(f"Cannot read tokenizer file {tokenizer_json}: {exc}") from exc
-        limit = resolve_max_length(tokenizer_config, config)
         return cls(
             tokenizer,
-            max_length=limit if max_length is None else max_length,
+            max_length=resolve_max_length(tokenizer_config, config) if max_length is None else max_length,
             pad_id=resolve_pad_id(tokenizer, tokenizer_config, config),
         )
 
