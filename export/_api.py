@@ -1,7 +1,7 @@
 """export_bundle(): a transformers NLI model -> a validated zsl-onnx bundle.
 
-Steps: load -> export (optimum-onnx) -> validate fp32 against PyTorch -> quantize int8 and
-measure it -> write the manifest. The bundle is built in a staging directory next to the
+Steps: load -> export (optimum-onnx) -> validate fp32 against PyTorch -> int8 through the
+accuracy guard -> optional fp16 -> write the manifest. The bundle is built in a staging directory next to the
 output and moved into place only when every step passed, so a failed export never leaves a
 half-written bundle where a user (or a running app) would load it.
 """
@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,19 +25,25 @@ from zsl_onnx._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
 from zsl_onnx._labels import LabelSpec, resolve_labels
 from zsl_onnx._tokenization import resolve_max_length
 
+from ._calibration import CalibrationSet, builtin_calibration, load_calibration
 from ._errors import ExportError, ExportValidationError
-from ._quantize import QuantConfig, quantize
+from ._graph import convert_fp16, optimize_for_int8, optimizer_type
+from ._guard import GuardReport, PairRunner, search_int8
+from ._quantize import BASE_CANDIDATES, QuantConfig
 from ._validation import VALIDATION_PAIRS, Comparison, compare, torch_logits
 
 Progress = Callable[[str], None]
 FP32_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_quantized.onnx"
+FP16_FILE = "onnx/model_fp16.onnx"
+OPTIMIZED_FILE = "onnx/.model_optimized.onnx"  # int8 source; never shipped
 
 
 @dataclass(frozen=True)
 class ExportResult:
     output: Path
     manifest: dict[str, Any]
+    guard: GuardReport | None  # None when int8 was not requested
 
 
 def export_bundle(
@@ -48,24 +54,40 @@ def export_bundle(
     trust_remote_code: bool = False,
     template: str = DEFAULT_TEMPLATE,
     quantize_int8: bool = True,
+    min_agreement: float = 0.99,
+    calibration_file: str | Path | None = None,
+    calibration_labels: Sequence[str] | None = None,
+    keep_lossy_int8: bool = False,
+    int8_candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    fp16: bool = False,
     validate: bool = True,
     atol: float = 1e-3,
     overwrite: bool = False,
     cache_dir: str | Path | None = None,
+    threads: int | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``model`` (a Hub id or a local transformers directory) to a bundle in ``output``.
 
     Validation is on by default: fp32 logits must match PyTorch within ``atol`` on built-in
-    pairs or the export fails. int8 agreement is measured and recorded, never silently skipped.
+    pairs or the export fails. int8 is kept only if a candidate agrees with fp32 on at least
+    ``min_agreement`` of held-out calibration pairs (``keep_lossy_int8`` keeps the best one
+    anyway); fp16 (for GPUs) must agree as well. ``threads`` is for the speed measurements.
     """
     say = progress or (lambda message: None)
     output = Path(output)
     _check_output(output, overwrite)
     build_hypotheses(["label"], template)  # reject a template without {} before any work
+    if not 0.0 < min_agreement <= 1.0:
+        raise ExportError(f"min_agreement must be in (0, 1], not {min_agreement!r}.")
+    calibration = (
+        load_calibration(calibration_file, template=template, labels=calibration_labels)
+        if calibration_file is not None
+        else builtin_calibration()
+    )
 
     started = time.perf_counter()
-    say(f"[1/5] load: resolving {model}")
+    say(f"[1/6] load: resolving {model}")
     source, resolved_revision = _resolve_source(model, revision, trust_remote_code, cache_dir)
     labels = resolve_labels(read_json(source / "config.json"))  # fail before loading weights
     tokenizer, torch_model = _load(source, trust_remote_code)
@@ -76,20 +98,23 @@ def export_bundle(
 
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is shared like any dir
+    guard: GuardReport | None = None
     try:
-        say("[2/5] export: tracing the PyTorch model to ONNX (optimum-onnx)")
+        say("[2/6] export: tracing the PyTorch model to ONNX (optimum-onnx)")
         _export_onnx(torch_model, staging)
         tokenizer.save_pretrained(staging)
         torch_model.config.save_pretrained(staging)
         config = read_json(staging / "config.json")
         max_length = resolve_max_length(read_json(staging / "tokenizer_config.json"), config)
+        external = bool(_external_files(staging / FP32_FILE))
 
         premises = [p for p, _ in VALIDATION_PAIRS]
         hypotheses = [h for _, h in VALIDATION_PAIRS]
         reference = torch_logits(torch_model, tokenizer, premises, hypotheses, max_length=max_length)
         variants: dict[str, dict[str, Any]] = {}
 
-        say("[3/5] validate: PyTorch vs ONNX Runtime fp32 on built-in pairs")
+        say("[3/6] validate: PyTorch vs ONNX Runtime fp32 on built-in pairs")
         fp32 = _compare(staging, "fp32", reference, premises, hypotheses)
         say(f"      fp32: max |logit diff| {fp32.max_abs_diff:.2e}, top-1 agreement {fp32.top1_agreement:.1%}")
         if validate and fp32.max_abs_diff > atol:
@@ -100,23 +125,59 @@ def export_bundle(
             )
         variants["fp32"] = _variant_entry(staging, FP32_FILE, fp32, validated=validate)
 
+        runner = PairRunner(staging, calibration, max_length=max_length, threads=threads)
+        if quantize_int8 or fp16:
+            calibration_reference, fp32_pps = runner.logits(staging / FP32_FILE)
         if quantize_int8:
-            say("[4/5] quantize: dynamic int8")
-            config_q = QuantConfig()
-            quantize(
-                staging / FP32_FILE,
+            say(f"[4/6] quantize: int8 accuracy guard, {len(calibration)} calibration pairs, "
+                f"min agreement {min_agreement:.1%}")
+            graph, graph_info = _int8_source(staging, config, runner, calibration_reference, atol, external, say)
+            guard = search_int8(
+                graph,
                 staging / INT8_FILE,
-                config_q,
-                external_data=bool(_external_files(staging / FP32_FILE)),
+                runner=runner,
+                calibration=calibration,
+                reference=calibration_reference,
+                fp32_size=_size_with_data(staging / FP32_FILE),
+                fp32_pairs_per_s=fp32_pps,
+                min_agreement=min_agreement,
+                graph_info=graph_info,
+                external_data=external,
+                keep_lossy=keep_lossy_int8,
+                candidates=int8_candidates,
+                progress=say,
             )
-            int8 = _compare(staging, "int8", reference, premises, hypotheses)
-            say(f"      int8: max |logit diff| {int8.max_abs_diff:.3f}, top-1 agreement {int8.top1_agreement:.1%}")
-            variants["int8"] = _variant_entry(staging, INT8_FILE, int8, validated=False)
-            variants["int8"]["quantization"] = config_q.to_json()
+            for path in [staging / OPTIMIZED_FILE, *_external_files(staging / OPTIMIZED_FILE)]:
+                path.unlink(missing_ok=True)
+            say(guard.table())
+            if guard.chosen is None:
+                say(f"      no int8 candidate reached {min_agreement:.1%} agreement: the bundle ships "
+                    "fp32 only (--keep-lossy-int8 keeps the best candidate anyway)")
+            else:
+                int8 = _compare(staging, "int8", reference, premises, hypotheses)
+                fp32_speed, int8_speed = runner.speeds([staging / FP32_FILE, staging / INT8_FILE])
+                entry = _variant_entry(staging, INT8_FILE, int8, validated=not guard.kept_lossy)
+                entry["fidelity"].update(_guard_fidelity(guard))
+                entry["fidelity"]["speedup_vs_fp32"] = round(int8_speed / fp32_speed, 3)
+                entry["fidelity"]["speed_measurement"] = "calibration pairs, batch 32, median of 3 interleaved passes"
+                entry["quantization"] = {**guard.chosen.config.to_json(), "guard": guard.to_json()}
+                variants["int8"] = entry
+                say(f"      int8: kept {guard.chosen.config.name!r}"
+                    + (" (below the threshold, as asked)" if guard.kept_lossy else "")
+                    + f"; {int8_speed / fp32_speed:.2f}x fp32 speed (median of 3 interleaved passes)")
         else:
-            say("[4/5] quantize: skipped (--quantize none)")
+            say("[4/6] quantize: skipped (--quantize none)")
 
-        say("[5/5] write: manifest and bundle")
+        if fp16:
+            say("[5/6] fp16: converting for GPUs, checking against fp32 on the CPU")
+            variants["fp16"] = _fp16_variant(
+                staging, runner, calibration, calibration_reference, reference, premises, hypotheses,
+                min_agreement, external,
+            )
+        else:
+            say("[5/6] fp16: skipped (pass --fp16 for a GPU variant)")
+
+        say("[6/6] write: manifest and bundle")
         manifest = _manifest(
             model, revision, resolved_revision, labels, template, max_length,
             _graph_inputs(staging / FP32_FILE), variants, validate, atol,
@@ -127,7 +188,88 @@ def export_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     say(f"done in {time.perf_counter() - started:.1f}s: {output}")
-    return ExportResult(output=output, manifest=manifest)
+    return ExportResult(output=output, manifest=manifest, guard=guard)
+
+
+def _int8_source(
+    staging: Path,
+    config: dict[str, Any],
+    runner: PairRunner,
+    reference: Any,
+    atol: float,
+    external: bool,
+    say: Progress,
+) -> tuple[Path, dict[str, Any]]:
+    """The graph to quantize: transformer-fused where the optimizer supports the model and the
+    fused graph still reproduces fp32, else the exported graph."""
+    plain = staging / FP32_FILE
+    if optimizer_type(config) is None:
+        return plain, {"optimized": False, "reason": f"no graph optimizer for model_type {config.get('model_type')!r}"}
+    target = staging / OPTIMIZED_FILE
+    try:
+        fused = optimize_for_int8(plain, target, config, external_data=external)
+    except Exception as exc:  # the optimizer fails in many ways on graphs it does not expect
+        say(f"      graph optimizer failed ({type(exc).__name__}: {exc}); quantizing the exported graph")
+        return plain, {"optimized": False, "reason": f"optimizer failed: {type(exc).__name__}: {exc}"}
+    logits, _ = runner.logits(target)
+    drift = float(abs(logits - reference).max())
+    if drift > atol:
+        say(f"      fused graph drifts by {drift:.2e} from fp32; quantizing the exported graph")
+        return plain, {"optimized": False, "reason": f"fused graph differs from fp32 by {drift:.3g}"}
+    say(f"      fused {fused}; max |logit diff| vs fp32 {drift:.1e}")
+    return target, {"optimized": True, "fused_ops": fused, "max_abs_logit_diff_vs_fp32": drift}
+
+
+def _guard_fidelity(guard: GuardReport) -> dict[str, Any]:
+    assert guard.chosen is not None
+    return {
+        "calibration_reference": "onnx-fp32",
+        "calibration_heldout_pairs": guard.calibration["heldout_pairs"],
+        "calibration_agreement": round(guard.chosen.heldout_agreement, 6),
+        "min_agreement": guard.min_agreement,
+        "guard_passed": guard.chosen.passed,
+    }
+
+
+def _fp16_variant(
+    staging: Path,
+    runner: PairRunner,
+    calibration: CalibrationSet,
+    calibration_reference: Any,
+    reference: Any,
+    premises: list[str],
+    hypotheses: list[str],
+    min_agreement: float,
+    external: bool,
+) -> dict[str, Any]:
+    convert_fp16(staging / FP32_FILE, staging / FP16_FILE, external_data=external)
+    logits, _ = runner.logits(staging / FP16_FILE)
+    agree = (logits.argmax(axis=1) == calibration_reference.argmax(axis=1))[calibration.heldout].mean()
+    if agree < min_agreement:
+        raise ExportValidationError(
+            f"The fp16 model agrees with fp32 on only {agree:.2%} of held-out calibration pairs "
+            f"(need {min_agreement:.1%}); this model overflows in fp16. Export without --fp16."
+        )
+    entry = _variant_entry(staging, FP16_FILE, _compare(staging, "fp16", reference, premises, hypotheses), validated=True)
+    entry["fidelity"].update(
+        {
+            "calibration_reference": "onnx-fp32",
+            "calibration_heldout_pairs": len(calibration.heldout),
+            "calibration_agreement": round(float(agree), 6),
+            "checked_on": "CPUExecutionProvider",
+        }
+    )
+    return entry
+
+
+def _size_with_data(path: Path) -> int:
+    return path.stat().st_size + sum(p.stat().st_size for p in _external_files(path))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _check_output(output: Path, overwrite: bool) -> None:

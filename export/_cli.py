@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsl-export",
         description="Export a transformers NLI model to a validated zsl-onnx bundle "
-        "(fp32 + int8 ONNX, tokenizer.json, manifest).",
+        "(fp32 + accuracy-guarded int8 [+ fp16] ONNX, tokenizer.json, manifest).",
     )
     parser.add_argument("model", help="Hugging Face Hub id (org/name) or a local transformers model directory")
     parser.add_argument("-o", "--output", required=True, help="directory to write the bundle to")
@@ -30,6 +30,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quantize", choices=["dynamic", "none"], default="dynamic", help="int8 variant (default: dynamic)"
     )
+    guard = parser.add_argument_group("int8 accuracy guard")
+    guard.add_argument(
+        "--min-agreement", type=_fraction, default=0.99,
+        help="top-1 agreement with fp32 an int8 candidate needs on held-out calibration pairs (default: 0.99)",
+    )
+    guard.add_argument(
+        "--calibration-file",
+        help="JSONL of {\"premise\", \"hypothesis\"} pairs, or a text file of premises (one a line) "
+        "used with --template and --calibration-labels (default: the built-in multilingual set)",
+    )
+    guard.add_argument("--calibration-labels", help="comma-separated labels for a text --calibration-file")
+    guard.add_argument(
+        "--keep-lossy-int8", action="store_true",
+        help="when no candidate reaches --min-agreement, keep the most faithful one instead of shipping fp32 only",
+    )
+    guard.add_argument("--threads", type=int, help="ONNX Runtime threads for the speed measurements (default: all cores)")
+    parser.add_argument(
+        "--fp16", action="store_true", help="also write onnx/model_fp16.onnx for CUDA (checked against fp32 on the CPU)"
+    )
     parser.add_argument(
         "--no-validate", dest="validate", action="store_false",
         help="write the bundle even if fp32 logits differ from PyTorch by more than --atol",
@@ -38,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--cache-dir", help="Hugging Face cache directory for downloads")
     return parser
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], like 0.99, not {text}")
+    return value
+
+
+def _labels(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,6 +80,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             trust_remote_code=args.trust_remote_code,
             template=args.template,
             quantize_int8=args.quantize == "dynamic",
+            min_agreement=args.min_agreement,
+            calibration_file=args.calibration_file,
+            calibration_labels=_labels(args.calibration_labels),
+            keep_lossy_int8=args.keep_lossy_int8,
+            fp16=args.fp16,
+            threads=args.threads,
             validate=args.validate,
             atol=args.atol,
             overwrite=args.overwrite,

@@ -93,11 +93,13 @@ def test_console_script_runs_end_to_end(bert_source, tmp_path):
         [exe, str(bert_source), "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr
-    for step in ("[1/5] load", "[2/5] export", "[3/5] validate", "[4/5] quantize", "[5/5] write"):
+    for step in ("[1/6] load", "[2/6] export", "[3/6] validate", "[4/6] quantize", "[5/6] fp16", "[6/6] write"):
         assert step in done.stderr
+    assert "candidate" in done.stderr and "agreement" in done.stderr  # the guard's table
     assert (tmp_path / "b" / "onnx" / "model_quantized.onnx").is_file()
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True).stdout
-    assert "--trust-remote-code" in help_text and "--revision" in help_text
+    for option in ("--trust-remote-code", "--revision", "--min-agreement", "--calibration-file", "--fp16"):
+        assert option in help_text
 
 
 def test_sentencepiece_only_source_gets_a_tokenizer_json(tiny_models):

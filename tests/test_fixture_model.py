@@ -1,6 +1,7 @@
 """The trained SICK cross-encoder from ../shared: parity with the pipeline on real predictions."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -47,3 +48,36 @@ def test_fixture_logits_and_nli_predictions_match_pytorch(fixture_bundle):
     assert (got.argmax(1) == expected.argmax(1)).all()
     gold = np.array([{"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}[r["entailment_label"]] for r in rows])
     assert (got.argmax(1) == gold).mean() > 0.75  # a trained model, not noise
+
+
+def _nli_rows(path, **kwargs):
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE, **kwargs))
+
+
+def test_fixture_guarded_int8_meets_the_fidelity_targets(fixture_bundle):
+    """Issue 3's bar on the real model: >= 99% agreement, <= 0.5 points lost, <= 40% of fp32 size.
+
+    fp32 ONNX stands in for PyTorch here (it matches it to 1e-4 above, same predictions)."""
+    manifest = json.loads((fixture_bundle / "zsl_onnx.json").read_text())
+    guard = manifest["variants"]["int8"]["quantization"]["guard"]
+    assert not guard["candidates"][0]["passed"], "plain int8 is known to lose accuracy on this model"
+    chosen = next(c for c in guard["candidates"] if c["name"] == guard["chosen"])
+    assert chosen["passed"] and chosen["size"] <= 0.40 * guard["fp32"]["size"]
+
+    fp32 = ZeroShotClassifier.from_pretrained(fixture_bundle, variant="fp32")
+    int8 = ZeroShotClassifier.from_pretrained(fixture_bundle, variant="int8")
+    sick = [r for r in _nli_rows(SHARED / "data" / "sick" / "SICK.txt") if r["SemEval_set"] == "TEST"]
+    rte = _nli_rows(SHARED / "data" / "rte" / "dev.tsv")
+    for rows, a, b, gold_of in (
+        (sick, "sentence_A", "sentence_B", lambda r: {"ENTAILMENT": 0, "NEUTRAL": 1, "CONTRADICTION": 2}[r["entailment_label"]]),
+        (rte, "sentence1", "sentence2", lambda r: int(r["label"])),
+    ):
+        premises, hypotheses = [r[a] for r in rows], [r[b] for r in rows]
+        gold = np.array([gold_of(r) for r in rows])
+        ref = fp32.pair_logits(premises, hypotheses).argmax(1)
+        got = int8.pair_logits(premises, hypotheses).argmax(1)
+        if rows is rte:  # entailment vs not
+            ref, got = np.minimum(ref, 1), np.minimum(got, 1)
+        assert (got == ref).mean() >= 0.99, f"agreement {(got == ref).mean():.4f} on {len(rows)} pairs"
+        assert (ref == gold).mean() - (got == gold).mean() <= 0.005

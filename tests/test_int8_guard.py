@@ -1,0 +1,152 @@
+"""The int8 accuracy guard and the fp16 variant: calibration input, rejection, choice, manifest."""
+
+import json
+
+import numpy as np
+import pytest
+
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx_export.testing import FAMILIES, PARITY_CASES
+
+pytestmark = pytest.mark.export
+
+pytest.importorskip("torch")
+from zsl_onnx_export import ExportError, export_bundle  # noqa: E402
+from zsl_onnx_export._calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
+from zsl_onnx_export._cli import main  # noqa: E402
+from zsl_onnx_export._guard import PairRunner, search_int8  # noqa: E402
+from zsl_onnx_export._quantize import BASE_CANDIDATES, quantizable_nodes  # noqa: E402
+
+LABELS = ["music", "sports", "economy"]
+
+
+def test_builtin_calibration_is_multilingual_and_split_without_overlap():
+    cal = builtin_calibration()
+    assert len(cal) == 832
+    assert any("ё" in p or "ы" in p for p in cal.premises) and any("的" in h for h in cal.hypotheses)
+    ranking, heldout = set(cal.ranking.tolist()), set(cal.heldout.tolist())
+    assert not ranking & heldout and ranking | heldout == set(range(len(cal)))
+    assert len(heldout) == 555
+    assert builtin_calibration().ranking.tolist() == cal.ranking.tolist()  # same split every export
+
+
+def test_calibration_file_jsonl_and_text(tmp_path):
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"premise": f"Text {i} é 😀", "hypothesis": "It is fine."}) for i in range(MIN_PAIRS)) + "\n\n")
+    cal = load_calibration(jsonl, template="This example is {}.")
+    assert len(cal) == MIN_PAIRS and cal.premises[3] == "Text 3 é 😀"
+
+    text = tmp_path / "texts.txt"
+    text.write_text("\n".join(f"Sentence number {i}." for i in range(40)) + "\n")
+    cal = load_calibration(text, template="Este ejemplo es {}.", labels=["a", "b", "c"])
+    assert len(cal) == 120 and cal.hypotheses[:3] == ("Este ejemplo es a.", "Este ejemplo es b.", "Este ejemplo es c.")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kwargs", "message"),
+    [
+        ("bad.jsonl", '{"premise": "a", "hypothesis": "b"}\n{oops\n', {}, r"bad.jsonl:2: not valid JSON"),
+        ("empty.jsonl", '{"premise": "a", "hypothesis": " "}\n', {}, r"empty.jsonl:1: 'hypothesis' must be a non-empty"),
+        ("texts.txt", "one\ntwo\n", {}, "--calibration-labels"),
+        ("small.txt", "one\ntwo\n", {"labels": ["x", "y"]}, f"gives 4 calibration pairs; the guard needs at least {MIN_PAIRS}"),
+    ],
+)
+def test_bad_calibration_files_are_named(tmp_path, name, content, kwargs, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(ExportError, match=message):
+        load_calibration(path, template="This example is {}.", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bert_guard_inputs(tiny_models):
+    bundle = tiny_models("bert").bundle
+    cal = builtin_calibration()
+    runner = PairRunner(bundle, cal, max_length=128, threads=1)
+    reference, pps = runner.logits(bundle / "onnx" / "model.onnx")
+    return bundle, cal, runner, reference, pps
+
+
+def _search(inputs, target, reference=None, **kwargs):
+    bundle, cal, runner, fp32_reference, pps = inputs
+    return search_int8(
+        bundle / "onnx" / "model.onnx", target, runner=runner, calibration=cal,
+        reference=fp32_reference if reference is None else reference, fp32_size=1, fp32_pairs_per_s=pps,
+        graph_info={}, external_data=False, **kwargs,
+    )
+
+
+def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_path):
+    bundle, cal, _, reference, _ = bert_guard_inputs
+    wrong = np.roll(reference, 1, axis=1)  # a reference no int8 model can agree with
+    report = _search(bert_guard_inputs, tmp_path / "int8.onnx", reference=wrong, min_agreement=0.99)
+    assert report.chosen is None and not (tmp_path / "int8.onnx").exists()
+    nodes = quantizable_nodes(bundle / "onnx" / "model.onnx", BASE_CANDIDATES[0].op_types)
+    assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every node measured alone
+    excluded = [len(c.config.nodes_to_exclude) for c in report.candidates]
+    assert excluded[: len(BASE_CANDIDATES)] == [0] * len(BASE_CANDIDATES)
+    assert excluded[len(BASE_CANDIDATES):][-1] == len(nodes) // 2 and excluded == sorted(excluded)
+    assert all(not c.passed for c in report.candidates)
+    assert "fail" in report.table() and "chosen" not in report.table()
+    assert not list(tmp_path.glob(".guard*")), "scratch files left behind"
+
+    lossy = _search(bert_guard_inputs, tmp_path / "lossy.onnx", reference=wrong, min_agreement=0.99, keep_lossy=True)
+    assert lossy.kept_lossy and lossy.chosen is max(lossy.candidates, key=lambda c: c.heldout_agreement)
+    assert (tmp_path / "lossy.onnx").is_file()
+
+
+def test_guard_keeps_the_first_candidate_that_passes(bert_guard_inputs, tmp_path):
+    report = _search(bert_guard_inputs, tmp_path / "int8.onnx", min_agreement=0.5)
+    assert len(report.candidates) == 1 and report.chosen is report.candidates[0] and report.chosen.passed
+    assert report.chosen.heldout_agreement >= 0.5 and report.sensitivity == []
+    assert (tmp_path / "int8.onnx").is_file()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_ships_a_guarded_int8_within_tolerance(tiny_models, family):
+    bundle = tiny_models(family).bundle
+    manifest = json.loads((bundle / "zsl_onnx.json").read_text())
+    int8 = ZeroShotClassifier.from_pretrained(bundle)
+    fp32 = ZeroShotClassifier.from_pretrained(bundle, variant="fp32")
+    assert int8.variant == "int8"
+    guard = manifest["variants"]["int8"]["quantization"]["guard"]
+    chosen = next(c for c in guard["candidates"] if c["name"] == guard["chosen"])
+    assert chosen["passed"] and chosen["heldout_agreement"] >= 0.99
+    assert int8.fidelity["calibration_agreement"] == chosen["heldout_agreement"] and int8.fidelity["guard_passed"]
+    texts = [c[0] for c in PARITY_CASES if isinstance(c[0], str)]
+    diff = np.abs(int8.scores(texts, LABELS) - fp32.scores(texts, LABELS))
+    assert diff.max() <= 0.02, f"int8 scores drift by {diff.max():.4f} from fp32"
+
+
+@pytest.mark.parametrize("family", ["bert", "bart"])
+def test_fp16_variant_has_fp32_io_and_follows_fp32(tiny_models, tmp_path, family):
+    import onnx
+
+    out = tmp_path / "bundle"
+    export_bundle(tiny_models(family).source, out, quantize_int8=False, fp16=True)
+    graph = onnx.load(str(out / "onnx" / "model_fp16.onnx")).graph
+    assert {i.type.tensor_type.elem_type for i in graph.input} == {onnx.TensorProto.INT64}
+    assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(init.data_type == onnx.TensorProto.FLOAT16 for init in graph.initializer)
+    fp16 = ZeroShotClassifier.from_pretrained(out, variant="fp16")
+    fp32 = ZeroShotClassifier.from_pretrained(out, variant="fp32")
+    assert fp16.fidelity["calibration_agreement"] >= 0.99 and fp16.fidelity["checked_on"] == "CPUExecutionProvider"
+    texts = [c[0] for c in PARITY_CASES if isinstance(c[0], str)]
+    assert np.abs(fp16.scores(texts, LABELS) - fp32.scores(texts, LABELS)).max() <= 0.01
+    assert ZeroShotClassifier.from_pretrained(out).variant == "fp32"  # CPU never picks fp16 by default
+
+
+def test_cli_guard_options(tiny_models, tmp_path, capsys):
+    source = tiny_models("bert").source
+    with pytest.raises(SystemExit):
+        main([str(source), "-o", str(tmp_path / "x"), "--min-agreement", "1.5"])
+    assert "fraction in (0, 1]" in capsys.readouterr().err
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"Sentence {i} about something." for i in range(50)))
+    assert main([str(source), "-o", str(tmp_path / "y"), "--calibration-file", str(texts)]) == 1
+    assert "--calibration-labels" in capsys.readouterr().err
+    out = tmp_path / "z"
+    assert main([str(source), "-o", str(out), "--calibration-file", str(texts), "--calibration-labels", "a,b,c", "--min-agreement", "0.9"]) == 0
+    guard = json.loads((out / "zsl_onnx.json").read_text())["variants"]["int8"]["quantization"]["guard"]
+    assert guard["calibration"] == {"source": str(texts), "pairs": 150, "ranking_pairs": 50, "heldout_pairs": 100}
+    assert guard["min_agreement"] == 0.9
