@@ -1,9 +1,7 @@
 """zsl-classify end to end: formats, stdin/stdout, rejects, resume after a kill, round trips."""
 
 import csv
-import io
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -1,0 +1,235 @@
+"""Speed: the transformers zero-shot pipeline vs optimum's ORT pipeline vs zsl_onnx fp32/int8.
+
+Usage:
+    python benchmarks/bench_speed.py [--model ../shared/fixtures/minilm-l6-sick-nli] [--bundle bundles/minilm]
+        [--texts 64] [--rounds 3] [--labels 2,5,10,20] [--threads 1,2] [--quick]
+
+All backends get the same texts and labels in the same process. For every configuration
+the backends run in turn, --rounds times (interleaved), and each reports its median, so a
+slow moment of the machine hits all of them and the ratios come from one run.
+
+- throughput: texts/s classifying --texts texts at once. The pipeline runs with its default
+  batch size (1) and at its best batch size from a sweep (reported separately); optimum's
+  ORTModelForSequenceClassification runs the bundle's fp32 graph inside the same pipeline.
+- latency: one text per call, p50 and p95 over --texts calls.
+- sweeps: number of labels (AG News texts), text length (a short sentence, a news item, a
+  long article the model truncates), threads.
+- cold start and peak RSS: a new process per backend imports, loads and classifies one text.
+Results: benchmarks/results/speed.{json,md} and speed_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import FIXTURE, REPO, RESULTS, ag_news, environment, sick_test, write_results
+
+TOPICS = ["world", "sports", "business", "science and technology", "health", "entertainment", "politics",
+          "travel", "education", "weather", "crime", "religion", "music", "food", "cars", "fashion",
+          "real estate", "energy", "law", "space"]
+PIPELINE_BATCHES = (1, 8, 32, 64)
+
+COLD = {
+    "pipeline": (
+        "import time; t=time.perf_counter()\n"
+        "from transformers import pipeline\n"
+        "p = pipeline('zero-shot-classification', model=MODEL)\n"
+        "p(TEXT, LABELS)\n"
+    ),
+    "zsl-int8": (
+        "import time; t=time.perf_counter()\n"
+        "from zsl_onnx import ZeroShotClassifier\n"
+        "c = ZeroShotClassifier.from_pretrained(BUNDLE, variant='int8')\n"
+        "c(TEXT, LABELS)\n"
+    ),
+}
+COLD_TAIL = (
+    "import json; s=time.perf_counter()-t\n"
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "print(json.dumps({'seconds': s, 'peak_rss_mb': int(hwm.split()[1]) / 1024}))\n"
+)
+
+
+def backends(model: Path, bundle: Path, threads: int) -> dict[str, Callable[..., Any]]:
+    import torch
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer, pipeline
+
+    from zsl_onnx import ZeroShotClassifier
+
+    torch.set_num_threads(threads)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    pipe = pipeline("zero-shot-classification", model=str(model), tokenizer=tokenizer)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    ort_model = ORTModelForSequenceClassification.from_pretrained(
+        bundle, subfolder="onnx", file_name="model.onnx", session_options=options
+    )
+    ort_pipe = pipeline("zero-shot-classification", model=ort_model, tokenizer=tokenizer)
+    fp32 = ZeroShotClassifier.from_pretrained(bundle, variant="fp32", threads=threads)
+    int8 = ZeroShotClassifier.from_pretrained(bundle, variant="int8", threads=threads)
+    return {
+        "pipeline": lambda texts, labels, batch=1: pipe(texts, labels, batch_size=batch),
+        "optimum-ort": lambda texts, labels, batch=1: ort_pipe(texts, labels, batch_size=batch),
+        "zsl-fp32": lambda texts, labels, batch=32: fp32(texts, labels, batch_size=batch),
+        "zsl-int8": lambda texts, labels, batch=32: int8(texts, labels, batch_size=batch),
+    }
+
+
+def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds of each callable over ``rounds`` rounds, callables taken in turn."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def latencies(fn: Callable[[str], Any], texts: list[str]) -> tuple[float, float]:
+    values = []
+    for text in texts:
+        start = time.perf_counter()
+        fn(text)
+        values.append(time.perf_counter() - start)
+    values.sort()
+    return values[len(values) // 2], values[min(len(values) - 1, int(0.95 * len(values)))]
+
+
+def cold_start(kind: str, model: Path, bundle: Path, runs: int) -> dict[str, float]:
+    code = (f"MODEL={str(model)!r}; BUNDLE={str(bundle)!r}; TEXT='A man is playing a guitar.'; "
+            f"LABELS={TOPICS[:10]!r}\n" + COLD[kind] + COLD_TAIL)
+    results = []
+    for _ in range(runs):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {k: statistics.median(r[k] for r in results) for k in ("seconds", "peak_rss_mb")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=FIXTURE)
+    parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm")
+    parser.add_argument("--texts", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--labels", default="2,5,10,20")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--output", default="speed")
+    args = parser.parse_args()
+
+    news, _, _ = ag_news(args.texts)
+    short = sick_test().premises[: args.texts]
+    # Long articles (12 news items joined, cut at the model's max_length): a quarter as many,
+    # or the pipeline's one-pair-at-a-time rounds take minutes.
+    long = [" ".join(news[(i + k) % len(news)] for k in range(12)) for i in range(max(4, args.texts // 4))]
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    label_counts = [int(n) for n in args.labels.split(",")]
+    rows: list[dict[str, Any]] = []
+
+    for threads in thread_counts:
+        fns = backends(args.model, args.bundle, threads)
+        # The pipeline's best batch size for the headline workload (10 labels, news).
+        labels10 = TOPICS[:10]
+        sweep = interleaved({f"pipeline batch {b}": (lambda b=b: fns["pipeline"](news, labels10, b)) for b in PIPELINE_BATCHES}, 1)
+        best_batch = min(PIPELINE_BATCHES, key=lambda b: sweep[f"pipeline batch {b}"])
+        workloads = [("news", news, n) for n in label_counts]
+        workloads += [(kind, texts, 10) for kind, texts in (("short sentence", short), ("long article", long))]
+        for kind, texts, n_labels in workloads:
+            labels = TOPICS[:n_labels]
+            runs = {
+                "pipeline (batch 1, default)": lambda: fns["pipeline"](texts, labels, 1),
+                f"pipeline (batch {best_batch}, best)": lambda: fns["pipeline"](texts, labels, best_batch),
+                "optimum ORT pipeline (fp32)": lambda: fns["optimum-ort"](texts, labels, best_batch),
+                "zsl-onnx fp32": lambda: fns["zsl-fp32"](texts, labels),
+                "zsl-onnx int8": lambda: fns["zsl-int8"](texts, labels),
+            }
+            seconds = interleaved(runs, args.rounds)
+            base = seconds["pipeline (batch 1, default)"]
+            for name, s in seconds.items():
+                rows.append({"threads": threads, "texts": kind, "labels": n_labels, "backend": name,
+                             "texts_per_s": len(texts) / s, "vs_pipeline_default": base / s,
+                             "vs_pipeline_best": seconds[f"pipeline (batch {best_batch}, best)"] / s,
+                             "vs_optimum": seconds["optimum ORT pipeline (fp32)"] / s})
+        for name, key in (("pipeline (batch 1, default)", "pipeline"), ("optimum ORT pipeline (fp32)", "optimum-ort"),
+                          ("zsl-onnx fp32", "zsl-fp32"), ("zsl-onnx int8", "zsl-int8")):
+            p50, p95 = latencies(lambda text, key=key: fns[key](text, labels10), news[: min(32, args.texts)])
+            rows.append({"threads": threads, "texts": "news, one per call", "labels": 10, "backend": name,
+                         "latency_p50_ms": 1000 * p50, "latency_p95_ms": 1000 * p95})
+
+    cold = {kind: cold_start(kind, args.model, args.bundle, args.cold_runs) for kind in COLD}
+    sizes = {"onnx fp32 MB": (args.bundle / "onnx" / "model.onnx").stat().st_size / 1e6,
+             "onnx int8 MB": (args.bundle / "onnx" / "model_quantized.onnx").stat().st_size / 1e6}
+    markdown = _markdown(rows, cold, sizes, args)
+    write_results(args.output, {"environment": environment(thread_counts[-1]), "model": str(args.model),
+                                "bundle": str(args.bundle), "rows": rows, "cold_start": cold, "sizes": sizes}, markdown)
+    _plots(rows, label_counts, thread_counts[-1])
+
+
+def _markdown(rows: list[dict[str, Any]], cold: dict[str, dict[str, float]], sizes: dict[str, float], args: Any) -> str:
+    lines = ["| threads | texts | labels | backend | texts/s | vs pipeline default | vs pipeline best | vs optimum ORT |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "texts_per_s" in r:
+            lines.append(f"| {r['threads']} | {r['texts']} | {r['labels']} | {r['backend']} | {r['texts_per_s']:.1f} | "
+                         f"{r['vs_pipeline_default']:.2f}x | {r['vs_pipeline_best']:.2f}x | {r['vs_optimum']:.2f}x |")
+    lines += ["", "| threads | backend | latency p50 ms | latency p95 ms |", "|---|---|---|---|"]
+    for r in rows:
+        if "latency_p50_ms" in r:
+            lines.append(f"| {r['threads']} | {r['backend']} | {r['latency_p50_ms']:.1f} | {r['latency_p95_ms']:.1f} |")
+    lines += ["", "| new process: import, load, classify one text (10 labels) | seconds | peak RSS MB |", "|---|---|---|"]
+    lines += [f"| {kind} | {v['seconds']:.2f} | {v['peak_rss_mb']:.0f} |" for kind, v in cold.items()]
+    lines += ["", " ".join(f"{k}: {v:.1f}" for k, v in sizes.items())]
+    return (f"Speed: {args.model.name}, {args.texts} texts per run, median of {args.rounds} interleaved rounds\n\n"
+            + "\n".join(lines))
+
+
+def _plots(rows: list[dict[str, Any]], label_counts: list[int], threads: int) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib not installed: no plots (pip install matplotlib)")
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["threads"] == threads and "texts_per_s" in r]
+    backends_seen = list(dict.fromkeys(r["backend"] for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in backends_seen:
+        points = [(r["labels"], r["texts_per_s"]) for r in rows if r["backend"] == name and r["texts"] == "news"]
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+    ax.set(xlabel="candidate labels", ylabel="texts/s", title=f"Throughput vs labels (AG News, {threads} threads)", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "speed_labels.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    kinds = ["short sentence", "news", "long article"]
+    width = 0.8 / len(backends_seen)
+    for i, name in enumerate(backends_seen):
+        values = [next((r["texts_per_s"] for r in rows if r["backend"] == name and r["texts"] == k and r["labels"] == 10), 0) for k in kinds]
+        ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
+    ax.set(ylabel="texts/s (10 labels)", title=f"Throughput vs text length ({threads} threads)", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "speed_length.png", dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
