@@ -2,7 +2,10 @@
 
 Usage:
     python benchmarks/bench_speed.py [--model ../shared/fixtures/minilm-l6-sick-nli] [--bundle bundles/minilm]
-        [--texts 64] [--rounds 3] [--labels 2,5,10,20] [--threads 1,2] [--quick]
+        [--texts 32] [--rounds 3] [--labels 2,5,10,20] [--threads 1,2]
+
+A full default run takes over 25 minutes on 2 cores (the pipeline at batch 1 dominates);
+each configuration's line is printed as soon as it is measured.
 
 All backends get the same texts and labels in the same process. For every configuration
 the backends run in turn, --rounds times (interleaved), and each reports its median, so a
@@ -122,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=FIXTURE)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm")
-    parser.add_argument("--texts", type=int, default=64)
+    parser.add_argument("--texts", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--labels", default="2,5,10,20")
     parser.add_argument("--threads", default="1,2")
@@ -158,6 +161,8 @@ def main() -> None:
             }
             seconds = interleaved(runs, args.rounds)
             base = seconds["pipeline (batch 1, default)"]
+            print(f"{threads} threads, {kind}, {n_labels} labels: "
+                  + ", ".join(f"{name} {len(texts) / s:.1f} texts/s" for name, s in seconds.items()), flush=True)
             for name, s in seconds.items():
                 rows.append({"threads": threads, "texts": kind, "labels": n_labels, "backend": name,
                              "texts_per_s": len(texts) / s, "vs_pipeline_default": base / s,
