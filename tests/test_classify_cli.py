@@ -60,6 +60,10 @@ def test_jsonl_in_jsonl_out_matches_the_python_api(bert_bundle, tmp_path, capsys
         assert row["top_score"] == row["scores"][0]
     err = capsys.readouterr().err
     assert "records: 5 read, 5 classified, 0 rejected, 5 written" in err and "top score:" in err
+    shown = {line.split()[0]: int(line.split()[1]) for line in err.split("top label:\n")[1].split("top score:")[0].splitlines()}
+    assert shown == {label: sum(r["top_label"] == label for r in rows) for label in LABELS.split(",")}
+    histogram = [int(line.split()[1]) for line in err.split("top score:\n")[1].splitlines()[:10]]
+    assert histogram == [sum(min(int(r["top_score"] * 10), 9) == i for r in rows) for i in range(10)]
     assert not (tmp_path / ("out.jsonl" + STATE_SUFFIX)).exists()
 
 
