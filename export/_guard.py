@@ -175,6 +175,7 @@ def search_int8(
         result = _score(config, logits, reference, calibration, path, pps, fp32_pairs_per_s, min_agreement)
         report.candidates.append(result)
         files[id(result)] = path
+        _prune(report.candidates, files)
         say(f"      {config.name}: agreement {result.heldout_agreement:.2%}, "
             f"{result.size / fp32_size:.0%} of fp32 size, {result.speedup:.2f}x fp32 speed")
         return result
@@ -208,6 +209,18 @@ def search_int8(
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
+    """Delete candidate files that can no longer be chosen (each is a full model copy): keep
+    the passing ones and the most faithful one (for --keep-lossy-int8)."""
+    best = max(results, key=lambda c: c.heldout_agreement)
+    for result in results:
+        path = files.get(id(result))
+        if path is not None and result is not best and not result.passed:
+            for leftover in [path, *path.parent.glob(path.name + "?*")]:
+                leftover.unlink(missing_ok=True)
+            del files[id(result)]
 
 
 def _rank_nodes(
