@@ -27,7 +27,7 @@ from zsl_onnx._tokenization import resolve_max_length
 
 from ._calibration import CalibrationSet, builtin_calibration, load_calibration
 from ._errors import ExportError, ExportValidationError
-from ._graph import convert_fp16, optimize_for_int8, optimizer_type
+from ._graph import convert_fp16, external_files, optimize_for_int8, optimizer_type, size_with_data
 from ._guard import GuardReport, PairRunner, search_int8
 from ._quantize import BASE_CANDIDATES, QuantConfig
 from ._validation import VALIDATION_PAIRS, Comparison, compare, torch_logits
@@ -107,7 +107,7 @@ def export_bundle(
         torch_model.config.save_pretrained(staging)
         config = read_json(staging / "config.json")
         max_length = resolve_max_length(read_json(staging / "tokenizer_config.json"), config)
-        external = bool(_external_files(staging / FP32_FILE))
+        external = bool(external_files(staging / FP32_FILE))
 
         premises = [p for p, _ in VALIDATION_PAIRS]
         hypotheses = [h for _, h in VALIDATION_PAIRS]
@@ -125,8 +125,8 @@ def export_bundle(
             )
         variants["fp32"] = _variant_entry(staging, FP32_FILE, fp32, validated=validate)
 
-        runner = PairRunner(staging, calibration, max_length=max_length, threads=threads)
         if quantize_int8 or fp16:
+            runner = PairRunner(staging, calibration, max_length=max_length, threads=threads)
             calibration_reference, fp32_pps = runner.logits(staging / FP32_FILE)
         if quantize_int8:
             say(f"[4/6] quantize: int8 accuracy guard, {len(calibration)} calibration pairs, "
@@ -138,7 +138,7 @@ def export_bundle(
                 runner=runner,
                 calibration=calibration,
                 reference=calibration_reference,
-                fp32_size=_size_with_data(staging / FP32_FILE),
+                fp32_size=size_with_data(staging / FP32_FILE),
                 fp32_pairs_per_s=fp32_pps,
                 min_agreement=min_agreement,
                 graph_info=graph_info,
@@ -147,7 +147,7 @@ def export_bundle(
                 candidates=int8_candidates,
                 progress=say,
             )
-            for path in [staging / OPTIMIZED_FILE, *_external_files(staging / OPTIMIZED_FILE)]:
+            for path in [staging / OPTIMIZED_FILE, *external_files(staging / OPTIMIZED_FILE)]:
                 path.unlink(missing_ok=True)
             say(guard.table())
             if guard.chosen is None:
@@ -262,10 +262,6 @@ def _fp16_variant(
     return entry
 
 
-def _size_with_data(path: Path) -> int:
-    return path.stat().st_size + sum(p.stat().st_size for p in _external_files(path))
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -346,14 +342,9 @@ def _compare(
     return compare(reference, classifier.pair_logits(premises, hypotheses))
 
 
-def _external_files(model_path: Path) -> list[Path]:
-    """model.onnx_data / model.onnx.data: weights torch.onnx stores outside graphs over 2 GB."""
-    return sorted(p for p in model_path.parent.glob(model_path.name + "?*") if p.is_file())
-
-
 def _variant_entry(staging: Path, relative: str, result: Comparison, *, validated: bool) -> dict[str, Any]:
     path = staging / relative
-    external = _external_files(path)
+    external = external_files(path)
     return {
         "file": relative,
         "size": path.stat().st_size,

@@ -12,6 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+def external_files(model_path: Path) -> list[Path]:
+    """model.onnx_data / model.onnx.data: weights stored beside graphs over 2 GB."""
+    return sorted(p for p in model_path.parent.glob(model_path.name + "?*") if p.is_file())
+
+
+def size_with_data(model_path: Path) -> int:
+    return model_path.stat().st_size + sum(p.stat().st_size for p in external_files(model_path))
+
+
 # config.json model_type -> onnxruntime.transformers optimizer model_type
 _OPTIMIZER_TYPES = {"bert": "bert", "electra": "bert", "roberta": "bert", "xlm-roberta": "bert", "camembert": "bert"}
 

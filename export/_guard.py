@@ -26,6 +26,7 @@ from zsl_onnx._session import LogitsSession, create_session
 from zsl_onnx._tokenization import PairTokenizer
 
 from ._calibration import CalibrationSet
+from ._graph import external_files, size_with_data
 from ._quantize import BASE_CANDIDATES, QuantConfig, quantizable_nodes, quantize
 
 Progress = Callable[[str], None]
@@ -218,7 +219,7 @@ def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
     for result in results:
         path = files.get(id(result))
         if path is not None and result is not best and not result.passed:
-            for leftover in [path, *path.parent.glob(path.name + "?*")]:
+            for leftover in [path, *external_files(path)]:
                 leftover.unlink(missing_ok=True)
             del files[id(result)]
 
@@ -265,7 +266,7 @@ def _score(
 ) -> CandidateResult:
     agree = np.argmax(logits, axis=1) == np.argmax(reference, axis=1)
     heldout = float(agree[calibration.heldout].mean())
-    size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + "?*"))
+    size = size_with_data(path)
     return CandidateResult(
         config=config,
         heldout_agreement=heldout,
@@ -279,8 +280,7 @@ def _score(
 
 
 def _move(path: Path, target: Path) -> None:
-    extras = list(path.parent.glob(path.name + "?*"))
-    if not extras:
+    if not external_files(path):
         shutil.move(str(path), target)
         return
     import onnx  # graphs over 2 GB: re-save so the weights file is named after the target

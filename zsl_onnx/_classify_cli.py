@@ -164,13 +164,12 @@ def _run(args: argparse.Namespace) -> int:
         for _ in range(skip):
             next(items, None)
         for chunk in _chunks(items, args.flush_every):
-            valid = [item for item in chunk if isinstance(item, Record)]
             stop: Invalid | None = None
             if not args.skip_invalid:
                 stop = next((item for item in chunk if isinstance(item, Invalid)), None)
                 if stop is not None:  # classify and keep what came before the bad record
-                    valid = [item for item in chunk if isinstance(item, Record) and item.line < stop.line]
                     chunk = chunk[: chunk.index(stop)]
+            valid = [item for item in chunk if isinstance(item, Record)]
             results = clf(
                 [r.text for r in valid], labels, hypothesis_template=template,
                 multi_label=args.multi_label, batch_size=args.batch_size,
