@@ -3,9 +3,16 @@
 Usage:
     python benchmarks/bench_speed.py [--model ../shared/fixtures/minilm-l6-sick-nli] [--bundle bundles/minilm]
         [--texts 32] [--rounds 3] [--labels 2,5,10,20] [--threads 1,2]
+        [--replicas deberta-v3-base,selectra-medium,xlm-roberta-large,bart-large] [--replica-texts 4]
 
 A full default run takes over 25 minutes on 2 cores (the pipeline at batch 1 dominates);
 each configuration's line is printed as soon as it is measured.
+
+--replicas adds speed rows (news, 10 labels) for full-size random-weight replicas of the seed
+architectures, built from config by ``zsl_onnx_export.testing`` and exported once into
+bundles/replicas/NAME/. Their weights are random: these rows say nothing about accuracy, and
+their int8 is the first all-int8 candidate (the accuracy guard is bypassed with
+min_agreement=1e-6, since agreement between random models means nothing).
 
 All backends get the same texts and labels in the same process. For every configuration
 the backends run in turn, --rounds times (interleaved), and each reports its median, so a
@@ -17,8 +24,9 @@ slow moment of the machine hits all of them and the ratios come from one run.
 - latency: one text per call, p50 and p95 over --texts calls.
 - sweeps: number of labels (AG News texts), text length (a short sentence, a news item, a
   long article the model truncates), threads.
+- zsl-onnx's own batching: int8 with and without its token cap per micro-batch.
 - cold start and peak RSS: a new process per backend imports, loads and classifies one text.
-Results: benchmarks/results/speed.{json,md} and speed_*.png.
+Results: benchmarks/results/speed.{json,md} and speed_*.png (--results-dir to change).
 """
 
 from __future__ import annotations
@@ -35,10 +43,15 @@ from typing import Any
 
 from common import FIXTURE, REPO, RESULTS, ag_news, environment, sick_test, write_results
 
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx_export.testing import NLI2, NLI3, REPLICAS, build_model
+
 TOPICS = ["world", "sports", "business", "science and technology", "health", "entertainment", "politics",
           "travel", "education", "weather", "crime", "religion", "music", "food", "cars", "fashion",
           "real estate", "energy", "law", "space"]
 PIPELINE_BATCHES = (1, 8, 32, 64)
+REPLICA_PIPELINE_BATCHES = (1, 8, 32)
+TOKEN_CAPS = (None, 256, 512, 1024)  # zsl-onnx max_batch_tokens; None = 32 pairs whatever their length
 
 COLD = {
     "pipeline": (
@@ -66,8 +79,6 @@ def backends(model: Path, bundle: Path, threads: int) -> dict[str, Callable[...,
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer, pipeline
 
-    from zsl_onnx import ZeroShotClassifier
-
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(model)
     pipe = pipeline("zero-shot-classification", model=str(model), tokenizer=tokenizer)
@@ -89,9 +100,51 @@ def backends(model: Path, bundle: Path, threads: int) -> dict[str, Callable[...,
     }
 
 
-def interleaved(runs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+def prepare_replica(name: str, corpus: list[str]) -> tuple[Path, Path]:
+    """Build and export a full-size random-weight replica once; reuse it on later runs."""
+    from zsl_onnx_export import export_bundle
+
+    family, size = REPLICAS[name]
+    root = REPO / "bundles" / "replicas" / name
+    model_dir, bundle_dir = root / "model", root / "bundle"
+    if not (bundle_dir / "zsl_onnx.json").exists():
+        print(f"building {name} (random weights) and exporting it; this takes minutes", flush=True)
+        labels = NLI2 if family == "deberta-v3" else NLI3
+        build_model(family, model_dir, labels=labels, size=size, corpus=corpus)
+        export_bundle(model_dir, bundle_dir, min_agreement=1e-6, overwrite=True, progress=print)
+    return model_dir, bundle_dir
+
+
+def throughput(fns: dict[str, Callable[..., Any]], texts: list[str], labels: list[str], best_batch: int,
+               rounds: int) -> dict[str, float]:
+    """Median seconds per backend for classifying all ``texts`` against ``labels``."""
+    runs = {
+        "pipeline (batch 1, default)": lambda: fns["pipeline"](texts, labels, 1),
+        f"pipeline (batch {best_batch}, best)": lambda: fns["pipeline"](texts, labels, best_batch),
+        "optimum ORT pipeline (fp32)": lambda: fns["optimum-ort"](texts, labels, best_batch),
+        "zsl-onnx fp32": lambda: fns["zsl-fp32"](texts, labels),
+        "zsl-onnx int8": lambda: fns["zsl-int8"](texts, labels),
+    }
+    return interleaved(runs, rounds)
+
+
+def best_pipeline_batch(fns: dict[str, Callable[..., Any]], texts: list[str], labels: list[str],
+                        batches: tuple[int, ...]) -> int:
+    sweep = interleaved({b: (lambda b=b: fns["pipeline"](texts, labels, b)) for b in batches}, 1)
+    return min(batches, key=lambda b: sweep[b])
+
+
+def ratio_rows(seconds: dict[str, float], n_texts: int, best_batch: int, **keys: Any) -> list[dict[str, Any]]:
+    base = seconds["pipeline (batch 1, default)"]
+    best = seconds[f"pipeline (batch {best_batch}, best)"]
+    optimum = seconds["optimum ORT pipeline (fp32)"]
+    return [{**keys, "backend": name, "texts_per_s": n_texts / s, "vs_pipeline_default": base / s,
+             "vs_pipeline_best": best / s, "vs_optimum": optimum / s} for name, s in seconds.items()]
+
+
+def interleaved(runs: dict[Any, Callable[[], Any]], rounds: int) -> dict[Any, float]:
     """Median seconds of each callable over ``rounds`` rounds, callables taken in turn."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
+    times: dict[Any, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(rounds):
         for name in names[r % len(names):] + names[: r % len(names)]:
@@ -130,8 +183,15 @@ def main() -> None:
     parser.add_argument("--labels", default="2,5,10,20")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--replicas", default="", help=f"comma list of {', '.join(REPLICAS)}, or 'all'")
+    parser.add_argument("--replica-texts", type=int, default=4)
     parser.add_argument("--output", default="speed")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
+    replicas = list(REPLICAS) if args.replicas == "all" else [r for r in args.replicas.split(",") if r]
+    unknown = [r for r in replicas if r not in REPLICAS]
+    if unknown:
+        parser.error(f"unknown replica(s) {unknown}; choose from {list(REPLICAS)}")
 
     news, _, _ = ag_news(args.texts)
     short = sick_test().premises[: args.texts]
@@ -140,56 +200,69 @@ def main() -> None:
     long = [" ".join(news[(i + k) % len(news)] for k in range(12)) for i in range(max(4, args.texts // 4))]
     thread_counts = [int(t) for t in args.threads.split(",")]
     label_counts = [int(n) for n in args.labels.split(",")]
+    labels10 = TOPICS[:10]
     rows: list[dict[str, Any]] = []
 
     for threads in thread_counts:
         fns = backends(args.model, args.bundle, threads)
-        # The pipeline's best batch size for the headline workload (10 labels, news).
-        labels10 = TOPICS[:10]
-        sweep = interleaved({f"pipeline batch {b}": (lambda b=b: fns["pipeline"](news, labels10, b)) for b in PIPELINE_BATCHES}, 1)
-        best_batch = min(PIPELINE_BATCHES, key=lambda b: sweep[f"pipeline batch {b}"])
+        best_batch = best_pipeline_batch(fns, news, labels10, PIPELINE_BATCHES)
         workloads = [("news", news, n) for n in label_counts]
         workloads += [(kind, texts, 10) for kind, texts in (("short sentence", short), ("long article", long))]
         for kind, texts, n_labels in workloads:
-            labels = TOPICS[:n_labels]
-            runs = {
-                "pipeline (batch 1, default)": lambda: fns["pipeline"](texts, labels, 1),
-                f"pipeline (batch {best_batch}, best)": lambda: fns["pipeline"](texts, labels, best_batch),
-                "optimum ORT pipeline (fp32)": lambda: fns["optimum-ort"](texts, labels, best_batch),
-                "zsl-onnx fp32": lambda: fns["zsl-fp32"](texts, labels),
-                "zsl-onnx int8": lambda: fns["zsl-int8"](texts, labels),
-            }
-            seconds = interleaved(runs, args.rounds)
-            base = seconds["pipeline (batch 1, default)"]
+            seconds = throughput(fns, texts, TOPICS[:n_labels], best_batch, args.rounds)
             print(f"{threads} threads, {kind}, {n_labels} labels: "
                   + ", ".join(f"{name} {len(texts) / s:.1f} texts/s" for name, s in seconds.items()), flush=True)
-            for name, s in seconds.items():
-                rows.append({"threads": threads, "texts": kind, "labels": n_labels, "backend": name,
-                             "texts_per_s": len(texts) / s, "vs_pipeline_default": base / s,
-                             "vs_pipeline_best": seconds[f"pipeline (batch {best_batch}, best)"] / s,
-                             "vs_optimum": seconds["optimum ORT pipeline (fp32)"] / s})
+            rows += ratio_rows(seconds, len(texts), best_batch, model=args.model.name, threads=threads,
+                               texts=kind, labels=n_labels)
+        capped = {cap: ZeroShotClassifier.from_pretrained(args.bundle, variant="int8", threads=threads,
+                                                          max_batch_tokens=cap) for cap in TOKEN_CAPS}
+        caps = interleaved({cap: (lambda c=c: c(news, labels10)) for cap, c in capped.items()}, args.rounds)
+        print(f"{threads} threads, news, 10 labels, zsl-onnx int8 by token cap: "
+              + ", ".join(f"{cap} {len(news) / s:.1f} texts/s" for cap, s in caps.items()), flush=True)
+        rows += [{"model": args.model.name, "threads": threads, "texts": "news", "labels": 10,
+                  "backend": f"zsl-onnx int8, max_batch_tokens={cap}", "token_cap_texts_per_s": len(news) / s}
+                 for cap, s in caps.items()]
         for name, key in (("pipeline (batch 1, default)", "pipeline"), ("optimum ORT pipeline (fp32)", "optimum-ort"),
                           ("zsl-onnx fp32", "zsl-fp32"), ("zsl-onnx int8", "zsl-int8")):
             p50, p95 = latencies(lambda text, key=key: fns[key](text, labels10), news[: min(32, args.texts)])
-            rows.append({"threads": threads, "texts": "news, one per call", "labels": 10, "backend": name,
-                         "latency_p50_ms": 1000 * p50, "latency_p95_ms": 1000 * p95})
+            rows.append({"model": args.model.name, "threads": threads, "texts": "news, one per call", "labels": 10,
+                         "backend": name, "latency_p50_ms": 1000 * p50, "latency_p95_ms": 1000 * p95})
+        del fns
+
+    corpus = ag_news()[0] + sick_test().premises
+    for name in replicas:
+        model_dir, bundle_dir = prepare_replica(name, corpus)
+        fns = backends(model_dir, bundle_dir, thread_counts[-1])
+        texts = news[: args.replica_texts]
+        best_batch = best_pipeline_batch(fns, texts, labels10, REPLICA_PIPELINE_BATCHES)
+        seconds = throughput(fns, texts, labels10, best_batch, 1)
+        print(f"{name} (random weights), {thread_counts[-1]} threads, news, 10 labels: "
+              + ", ".join(f"{b} {len(texts) / s:.2f} texts/s" for b, s in seconds.items()), flush=True)
+        rows += ratio_rows(seconds, len(texts), best_batch, model=f"{name} (random weights)",
+                           threads=thread_counts[-1], texts="news", labels=10)
+        del fns
 
     cold = {kind: cold_start(kind, args.model, args.bundle, args.cold_runs) for kind in COLD}
     sizes = {"onnx fp32 MB": (args.bundle / "onnx" / "model.onnx").stat().st_size / 1e6,
              "onnx int8 MB": (args.bundle / "onnx" / "model_quantized.onnx").stat().st_size / 1e6}
     markdown = _markdown(rows, cold, sizes, args)
     write_results(args.output, {"environment": environment(thread_counts[-1]), "model": str(args.model),
-                                "bundle": str(args.bundle), "rows": rows, "cold_start": cold, "sizes": sizes}, markdown)
-    _plots(rows, label_counts, thread_counts[-1])
+                                "bundle": str(args.bundle), "rows": rows, "cold_start": cold, "sizes": sizes},
+                  markdown, args.results_dir)
+    _plots(rows, args.model.name, thread_counts[-1], args.results_dir)
 
 
 def _markdown(rows: list[dict[str, Any]], cold: dict[str, dict[str, float]], sizes: dict[str, float], args: Any) -> str:
-    lines = ["| threads | texts | labels | backend | texts/s | vs pipeline default | vs pipeline best | vs optimum ORT |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | threads | texts | labels | backend | texts/s | vs pipeline default | vs pipeline best | vs optimum ORT |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "texts_per_s" in r:
-            lines.append(f"| {r['threads']} | {r['texts']} | {r['labels']} | {r['backend']} | {r['texts_per_s']:.1f} | "
-                         f"{r['vs_pipeline_default']:.2f}x | {r['vs_pipeline_best']:.2f}x | {r['vs_optimum']:.2f}x |")
+            lines.append(f"| {r['model']} | {r['threads']} | {r['texts']} | {r['labels']} | {r['backend']} | "
+                         f"{r['texts_per_s']:.2f} | {r['vs_pipeline_default']:.2f}x | {r['vs_pipeline_best']:.2f}x | "
+                         f"{r['vs_optimum']:.2f}x |")
+    lines += ["", "| threads | zsl-onnx int8 batching (news, 10 labels, batch_size 32) | texts/s |", "|---|---|---|"]
+    lines += [f"| {r['threads']} | {r['backend']} | {r['token_cap_texts_per_s']:.2f} |"
+              for r in rows if "token_cap_texts_per_s" in r]
     lines += ["", "| threads | backend | latency p50 ms | latency p95 ms |", "|---|---|---|---|"]
     for r in rows:
         if "latency_p50_ms" in r:
@@ -201,7 +274,7 @@ def _markdown(rows: list[dict[str, Any]], cold: dict[str, dict[str, float]], siz
             + "\n".join(lines))
 
 
-def _plots(rows: list[dict[str, Any]], label_counts: list[int], threads: int) -> None:
+def _plots(rows: list[dict[str, Any]], model: str, threads: int, results_dir: Path) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -210,7 +283,7 @@ def _plots(rows: list[dict[str, Any]], label_counts: list[int], threads: int) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in rows if r["threads"] == threads and "texts_per_s" in r]
+    rows = [r for r in rows if r["threads"] == threads and r["model"] == model and "texts_per_s" in r]
     backends_seen = list(dict.fromkeys(r["backend"] for r in rows))
     fig, ax = plt.subplots(figsize=(7, 4))
     for name in backends_seen:
@@ -219,7 +292,7 @@ def _plots(rows: list[dict[str, Any]], label_counts: list[int], threads: int) ->
     ax.set(xlabel="candidate labels", ylabel="texts/s", title=f"Throughput vs labels (AG News, {threads} threads)", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "speed_labels.png", dpi=100)
+    fig.savefig(results_dir / "speed_labels.png", dpi=100)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -232,7 +305,7 @@ def _plots(rows: list[dict[str, Any]], label_counts: list[int], threads: int) ->
     ax.set(ylabel="texts/s (10 labels)", title=f"Throughput vs text length ({threads} threads)", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(RESULTS / "speed_length.png", dpi=100)
+    fig.savefig(results_dir / "speed_length.png", dpi=100)
     plt.close(fig)
 
 

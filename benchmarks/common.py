@@ -111,9 +111,9 @@ def environment(threads: int) -> dict[str, Any]:
     }
 
 
-def write_results(stem: str, data: dict[str, Any], markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{stem}.md").write_text(markdown + "\n", encoding="utf-8")
+def write_results(stem: str, data: dict[str, Any], markdown: str, results_dir: Path = RESULTS) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    (results_dir / f"{stem}.md").write_text(markdown + "\n", encoding="utf-8")
     print(markdown)
-    print(f"\nwrote {RESULTS / (stem + '.json')} and {RESULTS / (stem + '.md')}")
+    print(f"\nwrote {results_dir / (stem + '.json')} and {results_dir / (stem + '.md')}")

@@ -29,6 +29,7 @@ from ._calibration import CalibrationSet, builtin_calibration, load_calibration
 from ._errors import ExportError, ExportValidationError
 from ._graph import convert_fp16, external_files, optimize_for_int8, optimizer_type, size_with_data
 from ._guard import GuardReport, PairRunner, search_int8
+from ._head_token import rewrite_file
 from ._quantize import BASE_CANDIDATES, QuantConfig
 from ._validation import VALIDATION_PAIRS, Comparison, compare, torch_logits
 
@@ -37,6 +38,7 @@ FP32_FILE = "onnx/model.onnx"
 INT8_FILE = "onnx/model_quantized.onnx"
 FP16_FILE = "onnx/model_fp16.onnx"
 OPTIMIZED_FILE = "onnx/.model_optimized.onnx"  # int8 source; never shipped
+EXPORTED_FILE = "onnx/.model_exported.onnx"  # fp32 as exported, before the head-token rewrite; never shipped
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,21 @@ def export_bundle(
         variants: dict[str, dict[str, Any]] = {}
 
         say("[3/6] validate: PyTorch vs ONNX Runtime fp32 on built-in pairs")
-        fp32 = _compare(staging, "fp32", reference, premises, hypotheses)
+        head_token = _gather_head_token(staging / FP32_FILE, external, say)
+        if head_token["applied"]:  # the rewrite is exact: if the rewritten graph fails or drifts, undo it
+            try:
+                fp32 = _compare(staging, "fp32", reference, premises, hypotheses)
+                problem = f"differed from PyTorch by {fp32.max_abs_diff:.3g}" if fp32.max_abs_diff > atol else ""
+            except Exception as exc:  # a graph ONNX Runtime cannot run, whatever the error type
+                problem = f"failed to run: {type(exc).__name__}: {exc}"
+            if problem:
+                (staging / FP32_FILE).write_bytes(head_token.pop("original"))
+                head_token = {"applied": False, "reason": f"rewritten graph {problem}; undone"}
+                say(f"      head-token rewrite {head_token['reason']}")
+        if not head_token["applied"]:
+            fp32 = _compare(staging, "fp32", reference, premises, hypotheses)
+        if "original" in head_token:  # the transformer optimizer needs the unrewritten graph to fuse the last attention
+            (staging / EXPORTED_FILE).write_bytes(head_token.pop("original"))
         say(f"      fp32: max |logit diff| {fp32.max_abs_diff:.2e}, top-1 agreement {fp32.top1_agreement:.1%}")
         if validate and fp32.max_abs_diff > atol:
             raise ExportValidationError(
@@ -124,6 +140,7 @@ def export_bundle(
                 "was not written. Report the model id; --atol raises the tolerance at your risk."
             )
         variants["fp32"] = _variant_entry(staging, FP32_FILE, fp32, validated=validate)
+        variants["fp32"]["graph_rewrites"] = {"head_token": head_token}
 
         if quantize_int8 or fp16:
             runner = PairRunner(staging, calibration, max_length=max_length, threads=threads)
@@ -167,6 +184,7 @@ def export_bundle(
                     + f"; {int8_speed / fp32_speed:.2f}x fp32 speed (median of 3 interleaved passes)")
         else:
             say("[4/6] quantize: skipped (--quantize none)")
+        (staging / EXPORTED_FILE).unlink(missing_ok=True)
 
         if fp16:
             say("[5/6] fp16: converting for GPUs, checking against fp32 on the CPU")
@@ -203,21 +221,50 @@ def _int8_source(
     """The graph to quantize: transformer-fused where the optimizer supports the model and the
     fused graph still reproduces fp32, else the exported graph."""
     plain = staging / FP32_FILE
+    exported = staging / EXPORTED_FILE if (staging / EXPORTED_FILE).exists() else plain
     if optimizer_type(config) is None:
         return plain, {"optimized": False, "reason": f"no graph optimizer for model_type {config.get('model_type')!r}"}
     target = staging / OPTIMIZED_FILE
     try:
-        fused = optimize_for_int8(plain, target, config, external_data=external)
+        fused = optimize_for_int8(exported, target, config, external_data=external)
     except Exception as exc:  # the optimizer fails in many ways on graphs it does not expect
         say(f"      graph optimizer failed ({type(exc).__name__}: {exc}); quantizing the exported graph")
         return plain, {"optimized": False, "reason": f"optimizer failed: {type(exc).__name__}: {exc}"}
-    logits, _ = runner.logits(target)
+    try:
+        head_token_nodes, unrewritten = rewrite_file(target) if not external else (0, b"")
+    except Exception as exc:  # onnx's checker refused the rewritten graph; the file was not touched
+        say(f"      head-token rewrite of the fused graph refused ({type(exc).__name__}); skipped")
+        head_token_nodes, unrewritten = 0, b""
+    try:
+        logits, _ = runner.logits(target)
+    except Exception as exc:  # the rewrite is exact, but never let it break the export
+        if not head_token_nodes:
+            raise
+        say(f"      head-token rewrite of the fused graph failed to run ({type(exc).__name__}); undone")
+        target.write_bytes(unrewritten)
+        head_token_nodes = 0
+        logits, _ = runner.logits(target)
     drift = float(abs(logits - reference).max())
     if drift > atol:
         say(f"      fused graph drifts by {drift:.2e} from fp32; quantizing the exported graph")
         return plain, {"optimized": False, "reason": f"fused graph differs from fp32 by {drift:.3g}"}
     say(f"      fused {fused}; max |logit diff| vs fp32 {drift:.1e}")
-    return target, {"optimized": True, "fused_ops": fused, "max_abs_logit_diff_vs_fp32": drift}
+    return target, {"optimized": True, "fused_ops": fused, "head_token_nodes": head_token_nodes,
+                    "max_abs_logit_diff_vs_fp32": drift}
+
+
+def _gather_head_token(path: Path, external: bool, say: Progress) -> dict[str, Any]:
+    """Compute the layers after the last attention for the head's token only (exact; see _head_token)."""
+    if external:
+        return {"applied": False, "reason": "graph stored with external data (over 2 GB); not rewritten"}
+    try:
+        moved, original = rewrite_file(path)
+    except Exception as exc:  # onnx's checker refused the rewritten graph; the file was not touched
+        return {"applied": False, "reason": f"rewrite refused: {type(exc).__name__}: {exc}"[:300]}
+    if not moved:
+        return {"applied": False, "reason": "no Gather of token 0 feeding the head (e.g. BART reads its last EOS token)"}
+    say(f"      head token: {moved} token-wise nodes after the last attention now run on token 0 only")
+    return {"applied": True, "nodes": moved, "original": original}
 
 
 def _guard_fidelity(guard: GuardReport) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 Order: the base candidates (every weight in int8, fastest and smallest first); if none
 passes, every quantizable node is quantized alone and ranked by how far it moves the logits
-on the ranking pairs, and the better base candidate is retried with the top 1, 2, 4, 8, ...
+on the ranking pairs, and the fastest base candidate is retried with the top 1, 2, 4, 8, ...
 nodes kept in fp32, up to half of them; after the first pass, bisection finds the fewest
 fp32 nodes that still pass. Fewer fp32 nodes means smaller and faster, so that candidate is
-the one kept. Pass/fail is top-1 agreement with the fp32 model on the held-out pairs, which
+the one kept. If that base never passes, the next base climbs its own ladder. Pass/fail is top-1 agreement with the fp32 model on the held-out pairs, which
 never influence the node ranking.
 """
 
@@ -190,8 +190,9 @@ def search_int8(
         for config in candidates:
             if (result := attempt(config)).passed:
                 return choose(result)
-        if candidates:
-            start = max(report.candidates, key=lambda c: c.ranking_agreement).config
+        # Base candidates come fastest first, and their kernels differ more in speed (s8 vs u8
+        # weights on AVX2) than a few fp32 nodes do: climb the ladder on each base in turn.
+        for start in candidates:
             ordered = _rank_nodes(graph, start, runner, calibration, reference, report, work, external_data, say)
             failed = 0
             for count in _ladder(len(ordered)):
@@ -239,6 +240,7 @@ def _rank_nodes(
     nodes = quantizable_nodes(graph, config.op_types)
     say(f"      no base candidate passed; measuring each of {len(nodes)} nodes alone ({config.name})")
     ranking = calibration.ranking
+    report.sensitivity = []  # the manifest keeps the ranking of the base the ladder ends on
     for node in nodes:
         path = work / "one-node.onnx"
         quantize(graph, path, config, external_data=external_data, only_nodes=[node])

@@ -49,17 +49,29 @@ PARITY_CASES: tuple[tuple[Any, Any, dict[str, Any]], ...] = (
 
 @dataclass(frozen=True)
 class Size:
-    """Model dimensions; TINY for tests, the named replicas for speed benchmarks."""
+    """Model dimensions; TINY for tests, the named REPLICAS for speed benchmarks."""
 
     hidden: int = 32
     layers: int = 2
     heads: int = 2
     intermediate: int = 64
     positions: int = 128
-    vocab: int = 400
+    vocab: int = 400  # tokenizer vocabulary trained from the corpus
+    model_vocab: int = 0  # embedding rows, when larger than the tokenizer (the real model's vocab)
+    embedding: int = 0  # ELECTRA embedding size (0: half the hidden size)
+    position_buckets: int = 64  # DeBERTa relative-position buckets
 
 
 TINY = Size()
+
+# Full-size replicas of the seed architectures, dimensions copied from the real configs
+# (vocab = the real embedding rows). Random weights: for speed and memory rows only.
+REPLICAS: dict[str, tuple[str, Size]] = {
+    "deberta-v3-base": ("deberta-v3", Size(768, 12, 12, 3072, 512, 8000, 128100, 0, 256)),
+    "selectra-medium": ("electra", Size(384, 12, 6, 1536, 512, 8000, 50000, 384)),
+    "xlm-roberta-large": ("xlm-roberta", Size(1024, 24, 16, 4096, 512, 8000, 250002)),
+    "bart-large": ("bart", Size(1024, 12, 16, 4096, 1024, 8000, 50265)),
+}
 
 
 def build_model(
@@ -69,8 +81,13 @@ def build_model(
     labels: Sequence[str] = NLI3,
     size: Size = TINY,
     seed: int = 0,
+    corpus: Sequence[str] = CORPUS,
 ) -> Path:
-    """Write a random-weight ``*ForSequenceClassification`` model and its tokenizer to ``output``."""
+    """Write a random-weight ``*ForSequenceClassification`` model and its tokenizer to ``output``.
+
+    The tokenizer is trained on ``corpus``; replicas pass real text so that sequence lengths,
+    which decide speed, are close to a real tokenizer's.
+    """
     import torch
     import transformers
 
@@ -78,13 +95,13 @@ def build_model(
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer(family, output, size)
+    tokenizer = _build_tokenizer(family, output, size, corpus)
     label_kwargs = {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
         "label2id": {name: i for i, name in enumerate(labels)},
     }
-    config = _config(transformers, family, size, vocab=len(tokenizer), **label_kwargs)
+    config = _config(transformers, family, size, vocab=max(len(tokenizer), size.model_vocab), **label_kwargs)
     torch.manual_seed(seed)
     model_class = getattr(transformers, _MODEL_CLASSES[family])
     model = model_class(config).eval()
@@ -116,7 +133,7 @@ def _config(transformers: Any, family: str, size: Size, *, vocab: int, **labels:
         return transformers.BertConfig(max_position_embeddings=size.positions, pad_token_id=0, **common)
     if family == "electra":
         return transformers.ElectraConfig(
-            embedding_size=max(size.hidden // 2, 16), max_position_embeddings=size.positions, pad_token_id=0, **common
+            embedding_size=size.embedding or max(size.hidden // 2, 16), max_position_embeddings=size.positions, pad_token_id=0, **common
         )
     if family == "xlm-roberta":
         return transformers.XLMRobertaConfig(
@@ -125,9 +142,9 @@ def _config(transformers: Any, family: str, size: Size, *, vocab: int, **labels:
         )
     if family in ("deberta-v2", "deberta-v3"):
         extra = (
-            dict(conv_kernel_size=3, conv_act="gelu", norm_rel_ebd="layer_norm", position_buckets=64)
+            dict(conv_kernel_size=3, conv_act="gelu", norm_rel_ebd="layer_norm", position_buckets=size.position_buckets)
             if family == "deberta-v2"
-            else dict(norm_rel_ebd="layer_norm", position_buckets=64, share_att_key=True)
+            else dict(norm_rel_ebd="layer_norm", position_buckets=size.position_buckets, share_att_key=True)
         )
         return transformers.DebertaV2Config(
             max_position_embeddings=size.positions, type_vocab_size=0, relative_attention=True,
@@ -144,23 +161,23 @@ def _config(transformers: Any, family: str, size: Size, *, vocab: int, **labels:
     )
 
 
-def _build_tokenizer(family: str, output: Path, size: Size) -> Any:
+def _build_tokenizer(family: str, output: Path, size: Size, corpus: Sequence[str]) -> Any:
     """Train a tokenizer of the family's kind and save it the way the real models ship it."""
     import transformers
 
     max_len = {"model_max_length": size.positions}
     if family in ("bert", "electra"):
-        backend = wordpiece_tokenizer(size.vocab)
+        backend = wordpiece_tokenizer(size.vocab, corpus)
         cls = transformers.BertTokenizerFast if family == "bert" else transformers.ElectraTokenizerFast
         tokenizer = cls(tokenizer_object=backend, **_bert_specials(), **max_len)
     elif family == "xlm-roberta":
-        backend = _unigram(size.vocab, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<unk>", roberta=True)
+        backend = _unigram(size.vocab, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<unk>", corpus, roberta=True)
         tokenizer = transformers.XLMRobertaTokenizerFast(
             tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
             cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", **max_len,
         )
     elif family == "deberta-v2":
-        backend = _unigram(size.vocab, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[UNK]", roberta=False)
+        backend = _unigram(size.vocab, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[UNK]", corpus, roberta=False)
         tokenizer = transformers.DebertaV2TokenizerFast(
             tokenizer_object=backend, bos_token="[CLS]", eos_token="[SEP]", **_bert_specials(), **max_len
         )
@@ -168,12 +185,12 @@ def _build_tokenizer(family: str, output: Path, size: Size) -> Any:
         # Like microsoft/deberta-v3-*: only a sentencepiece model, no tokenizer.json. The
         # exporter must convert it, which is the path this family exists to test.
         spm_path = output / "spm.model"
-        spm_path.write_bytes(_sentencepiece_model(size.vocab))
+        spm_path.write_bytes(_sentencepiece_model(size.vocab, corpus))
         slow = transformers.DebertaV2Tokenizer(vocab_file=str(spm_path), **max_len)
         slow.save_pretrained(output)
         return slow
     else:
-        backend = _byte_level_bpe(size.vocab)
+        backend = _byte_level_bpe(size.vocab, corpus)
         tokenizer = transformers.BartTokenizerFast(
             tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
             cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", **max_len,
@@ -186,7 +203,7 @@ def _bert_specials() -> dict[str, str]:
     return dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
 
 
-def wordpiece_tokenizer(vocab: int = TINY.vocab) -> Any:
+def wordpiece_tokenizer(vocab: int = TINY.vocab, corpus: Sequence[str] = CORPUS) -> Any:
     """A BERT-style WordPiece ``tokenizers.Tokenizer`` trained on CORPUS (needs no torch)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -194,7 +211,7 @@ def wordpiece_tokenizer(vocab: int = TINY.vocab) -> Any:
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=specials))
+    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=specials))
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
@@ -203,7 +220,7 @@ def wordpiece_tokenizer(vocab: int = TINY.vocab) -> Any:
     return tok
 
 
-def _unigram(vocab: int, specials: list[str], unk: str, *, roberta: bool) -> Any:
+def _unigram(vocab: int, specials: list[str], unk: str, corpus: Sequence[str], *, roberta: bool) -> Any:
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.Unigram())
@@ -211,7 +228,7 @@ def _unigram(vocab: int, specials: list[str], unk: str, *, roberta: bool) -> Any
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     tok.train_from_iterator(
-        CORPUS, trainers.UnigramTrainer(vocab_size=vocab, special_tokens=specials, unk_token=unk)
+        corpus, trainers.UnigramTrainer(vocab_size=vocab, special_tokens=specials, unk_token=unk)
     )
     if roberta:
         tok.post_processor = processors.TemplateProcessing(
@@ -226,7 +243,7 @@ def _unigram(vocab: int, specials: list[str], unk: str, *, roberta: bool) -> Any
     return tok
 
 
-def _byte_level_bpe(vocab: int) -> Any:
+def _byte_level_bpe(vocab: int, corpus: Sequence[str]) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -234,7 +251,7 @@ def _byte_level_bpe(vocab: int) -> Any:
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
-        CORPUS,
+        corpus,
         trainers.BpeTrainer(
             vocab_size=max(vocab, 300), special_tokens=specials,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -244,12 +261,12 @@ def _byte_level_bpe(vocab: int) -> Any:
     return tok
 
 
-def _sentencepiece_model(vocab: int) -> bytes:
+def _sentencepiece_model(vocab: int, corpus: Sequence[str]) -> bytes:
     import sentencepiece as spm
 
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(CORPUS), model_writer=buffer, vocab_size=vocab, model_type="unigram",
+        sentence_iterator=iter(corpus), model_writer=buffer, vocab_size=vocab, model_type="unigram",
         hard_vocab_limit=False, character_coverage=1.0,
         pad_id=0, bos_id=1, eos_id=2, unk_id=3,
         pad_piece="[PAD]", bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]",

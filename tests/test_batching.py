@@ -34,3 +34,27 @@ def test_padding_uses_the_given_pad_id():
     (batch,) = make_batches(encs, batch_size=8, pad_id=77)
     short = batch.attention_mask[0] == 0
     assert short.any() and (batch.input_ids[0][short] == 77).all()
+
+
+def test_token_cap_limits_padded_tokens_but_never_drops_a_long_pair():
+    texts = ["hi", "ok", "the crowd sings", "two dogs run " * 3, "a man " * 10, "a man plays a guitar " * 8]
+    encs = encodings(texts)
+    lengths = sorted(len(e.ids) for e in encs)
+    cap = 2 * lengths[2]  # room for two short pairs, less than one of the longest
+    assert lengths[-1] > cap
+    batches = list(make_batches(encs, batch_size=32, pad_id=0, max_tokens=cap))
+    seen = np.concatenate([b.positions for b in batches])
+    assert sorted(seen.tolist()) == list(range(len(texts)))
+    for batch in batches:
+        rows, width = batch.input_ids.shape
+        assert rows * width <= cap or rows == 1
+    assert batches[-1].input_ids.shape == (1, lengths[-1])
+    # Without a cap the row limit alone applies.
+    assert len(list(make_batches(encs, batch_size=32, pad_id=0))) == 1
+
+
+def test_token_cap_takes_as_many_rows_as_fit():
+    encs = encodings(["hi"] * 10)
+    width = len(encs[0].ids)
+    batches = list(make_batches(encs, batch_size=32, pad_id=0, max_tokens=4 * width + 1))
+    assert [len(b.positions) for b in batches] == [4, 4, 2]

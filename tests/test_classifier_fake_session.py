@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from zsl_onnx import BundleError, LabelSpec, ZeroShotClassifier
+from zsl_onnx import BundleError, InvalidInputError, LabelSpec, ZeroShotClassifier
 from zsl_onnx._session import LogitsSession
 from zsl_onnx._tokenization import PairTokenizer
 from zsl_onnx_export.testing import wordpiece_tokenizer
@@ -42,9 +42,9 @@ class FakeSession:
 BACKEND = wordpiece_tokenizer()  # trained once: training twice may assign different ids
 
 
-def make(session=None, max_length=64):
+def make(session=None, max_length=64, max_batch_tokens=None):
     tokenizer = PairTokenizer(BACKEND, max_length=max_length, pad_id=0)
-    return ZeroShotClassifier(tokenizer, LogitsSession(session or FakeSession()), LABELS)
+    return ZeroShotClassifier(tokenizer, LogitsSession(session or FakeSession()), LABELS, max_batch_tokens=max_batch_tokens)
 
 
 TEXTS = ["hi", "a man plays a guitar on stage " * 4, "two dogs", "the crowd sings along loudly"]
@@ -55,6 +55,23 @@ CANDIDATES = ["music", "sports", "a much longer label about politics", "economy"
 def test_results_do_not_depend_on_batch_size(batch_size):
     reference = make().scores(TEXTS, CANDIDATES, batch_size=1000)
     np.testing.assert_array_equal(make().scores(TEXTS, CANDIDATES, batch_size=batch_size), reference)
+
+
+@pytest.mark.parametrize("max_batch_tokens", [1, 40, 100, 10_000])
+def test_token_cap_changes_batches_not_results(max_batch_tokens):
+    reference = make().scores(TEXTS, CANDIDATES, batch_size=1000)
+    session = FakeSession()
+    got = make(session, max_batch_tokens=max_batch_tokens).scores(TEXTS, CANDIDATES, batch_size=1000)
+    np.testing.assert_array_equal(got, reference)
+    for feed in session.feeds:
+        rows, width = feed["input_ids"].shape
+        assert rows * width <= max_batch_tokens or rows == 1
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, True, "512"])
+def test_bad_token_cap_is_refused(bad):
+    with pytest.raises(InvalidInputError, match="max_batch_tokens"):
+        make(max_batch_tokens=bad)
 
 
 def test_each_text_gets_its_own_scores_in_input_order():

@@ -85,7 +85,14 @@ def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_pat
     assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every node measured alone
     excluded = [len(c.config.nodes_to_exclude) for c in report.candidates]
     assert excluded[: len(BASE_CANDIDATES)] == [0] * len(BASE_CANDIDATES)
-    assert excluded[len(BASE_CANDIDATES):][-1] == len(nodes) // 2 and excluded == sorted(excluded)
+    # then each base, fastest first, climbs its own ladder up to half the nodes in fp32
+    ladders = excluded[len(BASE_CANDIDATES):]
+    per_base = len(ladders) // len(BASE_CANDIDATES)
+    for i, base in enumerate(BASE_CANDIDATES):
+        ladder = report.candidates[len(BASE_CANDIDATES) + i * per_base: len(BASE_CANDIDATES) + (i + 1) * per_base]
+        assert all(c.config.name.startswith(base.name) for c in ladder)
+        assert [len(c.config.nodes_to_exclude) for c in ladder][-1] == len(nodes) // 2
+        assert ladders[i * per_base: (i + 1) * per_base] == sorted(ladders[i * per_base: (i + 1) * per_base])
     assert all(not c.passed for c in report.candidates)
     assert "fail" in report.table() and "chosen" not in report.table()
     assert not list(tmp_path.glob(".guard*")), "scratch files left behind"

@@ -74,3 +74,16 @@ def test_pair_logits_checks_lengths(clf):
     assert logits.shape == (2, 3) and logits.dtype == np.float32
     with pytest.raises(InvalidInputError, match="one hypothesis per premise"):
         clf.pair_logits(["a", "b"], ["c"])
+
+
+def test_token_cap_defaults_to_the_cpu_value_and_can_be_lifted(bert_bundle):
+    from zsl_onnx._classifier import CPU_MAX_BATCH_TOKENS
+
+    assert ZeroShotClassifier.from_pretrained(bert_bundle).max_batch_tokens == CPU_MAX_BATCH_TOKENS
+    # fp32: dynamic int8 scores shift slightly with batch composition (README), fp32 must not.
+    lifted = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32", max_batch_tokens=None)
+    assert lifted.max_batch_tokens is None
+    capped = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32", max_batch_tokens=64)
+    labels = ["music", "sports", "economy"]
+    texts = ["A man is playing a guitar on stage.", "The striker scored twice.", "Stocks fell sharply."]
+    np.testing.assert_allclose(capped.scores(texts, labels), lifted.scores(texts, labels), atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import onnxruntime as ort
@@ -20,6 +20,9 @@ from ._session import LogitsSession, ProviderSpec, create_session, provider_name
 from ._tokenization import PairTokenizer, resolve_max_length
 
 DEFAULT_BATCH_SIZE = 32
+# CPU cap on padded tokens per micro-batch (rows x width): larger batches fall out of cache.
+# Measured by benchmarks/bench_speed.py (token-cap table); GPU providers get no cap.
+CPU_MAX_BATCH_TOKENS = 512
 # Pairs tokenized and held at once; bounds memory for calls with many texts x many labels.
 _PAIRS_IN_FLIGHT = 4096
 
@@ -41,7 +44,15 @@ class ZeroShotClassifier:
         hypothesis_template: str = DEFAULT_TEMPLATE,
         variant: str = "fp32",
         fidelity: Mapping[str, Any] | None = None,
+        max_batch_tokens: int | None = None,
     ) -> None:
+        if max_batch_tokens is not None and (
+            isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1
+        ):
+            raise InvalidInputError(
+                f"max_batch_tokens must be a positive integer or None (no cap), not {max_batch_tokens!r}."
+            )
+        self.max_batch_tokens = max_batch_tokens
         self._tokenizer = tokenizer
         self._session = session
         self.labels = labels
@@ -62,13 +73,15 @@ class ZeroShotClassifier:
         threads: int | None = None,
         session_options: ort.SessionOptions | None = None,
         max_length: int | None = None,
+        max_batch_tokens: int | Literal["auto"] | None = "auto",
         verify: bool = True,
     ) -> ZeroShotClassifier:
         """Load a bundle from a local directory or a Hugging Face Hub repo id.
 
         ``variant`` is "fp32", "int8" or "fp16"; by default int8 on CPU when the bundle has it
         (fp16 on GPU providers), else fp32. ``max_length`` may lower the model's token limit
-        to trade accuracy on long texts for speed. ``verify`` checks file sizes and sha256
+        to trade accuracy on long texts for speed. ``max_batch_tokens`` caps the padded tokens of
+        one micro-batch ("auto": 512 on CPU, no cap on GPU providers; None: no cap). ``verify`` checks file sizes and sha256
         against the manifest, catching truncated downloads before they give wrong answers.
         """
         on_gpu = any(provider_name(p) != "CPUExecutionProvider" for p in providers or ())
@@ -109,6 +122,7 @@ class ZeroShotClassifier:
             hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
             variant=chosen.name,
             fidelity=chosen.fidelity,
+            max_batch_tokens=(None if on_gpu else CPU_MAX_BATCH_TOKENS) if max_batch_tokens == "auto" else max_batch_tokens,
         )
 
     @property
@@ -215,7 +229,9 @@ class ZeroShotClassifier:
             encodings = [
                 self._tokenizer.join(premise_encodings[p], hypothesis_encodings[h]) for p, h in chunk
             ]
-            for batch in make_batches(encodings, batch_size=batch_size, pad_id=self._tokenizer.pad_id):
+            for batch in make_batches(
+                encodings, batch_size=batch_size, pad_id=self._tokenizer.pad_id, max_tokens=self.max_batch_tokens
+            ):
                 logits = self._session.run(batch)
                 if logits.shape[1] != n_classes:
                     raise BundleError(

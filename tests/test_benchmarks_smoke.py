@@ -1,0 +1,73 @@
+"""The benchmark scripts still run end to end: tiny model, tiny sizes, no timing thresholds."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED, TinyModel
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytestmark = [
+    pytest.mark.export,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (SHARED / "data").is_dir(), reason=f"benchmark data not found at {SHARED / 'data'}"),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tiny_models) -> TinyModel:
+    model = tiny_models("bert")
+    assert (model.bundle / "onnx" / "model_quantized.onnx").exists(), "the tiny BERT bundle should ship int8"
+    return model
+
+
+def run_script(name: str, *args: str | Path) -> None:
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_bench_speed_measures_every_backend(tiny_bert: TinyModel, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    run_script("bench_speed.py", "--model", tiny_bert.source, "--bundle", tiny_bert.bundle, "--texts", 4,
+               "--rounds", 1, "--labels", "2,3", "--threads", 1, "--cold-runs", 1, "--results-dir", tmp_path)
+    result = json.loads((tmp_path / "speed.json").read_text())
+    rows = result["rows"]
+    throughput = [r for r in rows if "texts_per_s" in r]
+    backends = {r["backend"] for r in throughput}
+    assert {"pipeline (batch 1, default)", "optimum ORT pipeline (fp32)", "zsl-onnx fp32", "zsl-onnx int8"} <= backends
+    assert any(b.startswith("pipeline (batch ") and b.endswith(", best)") for b in backends)
+    # labels 2 and 3 on news, plus short sentences and long articles at 10 labels
+    assert {(r["texts"], r["labels"]) for r in throughput} == {("news", 2), ("news", 3), ("short sentence", 10), ("long article", 10)}
+    assert all(r["texts_per_s"] > 0 and r["vs_pipeline_default"] > 0 for r in throughput)
+    for r in throughput:
+        if r["backend"] == "pipeline (batch 1, default)":
+            assert r["vs_pipeline_default"] == pytest.approx(1.0)
+    assert sum("token_cap_texts_per_s" in r for r in rows) == 4
+    assert {r["backend"] for r in rows if "latency_p50_ms" in r} >= {"zsl-onnx int8", "pipeline (batch 1, default)"}
+    assert set(result["cold_start"]) == {"pipeline", "zsl-int8"}
+    assert all(v["seconds"] > 0 and v["peak_rss_mb"] > 0 for v in result["cold_start"].values())
+    assert result["environment"]["versions"]["onnxruntime"]
+    assert (tmp_path / "speed.md").read_text().startswith("Speed:")
+    assert (tmp_path / "speed_labels.png").stat().st_size > 0 and (tmp_path / "speed_length.png").stat().st_size > 0
+
+
+def test_bench_accuracy_scores_every_set(tiny_bert: TinyModel, tmp_path: Path) -> None:
+    run_script("bench_accuracy.py", "--model", tiny_bert.source, "--bundle", tiny_bert.bundle, "--nli-limit", 8,
+               "--zero-shot-limit", 4, "--threads", 1, "--results-dir", tmp_path)
+    rows = json.loads((tmp_path / "accuracy.json").read_text())["rows"]
+    assert {(r["set"], r["backend"]) for r in rows} == {
+        (s, b) for s in ("SICK test", "RTE dev", "AG News (zero-shot)", "SST-2 (zero-shot)")
+        for b in ("pytorch", "onnx-fp32", "onnx-int8")
+    }
+    for r in rows:
+        assert r["n"] == (8 if r["set"] in ("SICK test", "RTE dev") else 4)
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["agreement"] <= 1.0
+        if r["backend"] == "onnx-fp32":  # fp32 ONNX must reproduce PyTorch's predictions
+            assert r["agreement"] == 1.0
