@@ -2,9 +2,11 @@
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -194,29 +196,52 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(bert_bundle, tm
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp_path, how):
     records = [{"id": i, "text": f"{TRICKY[i % 5]} number {i}"} for i in range(3000)]
-    write_jsonl(tmp_path / "in.jsonl", records)
-    common = [str(bert_bundle), str(tmp_path / "in.jsonl"), "--labels", LABELS, "--flush-every", "40", "--threads", "1", "-q"]
-    assert subprocess.run([exe(), *common, "-o", str(tmp_path / "whole.jsonl")], timeout=600).returncode == 0
+    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
+    write_jsonl(tmp_path / "all.jsonl", records)
+    flags = ["--labels", LABELS, "--flush-every", "40", "--threads", "1", "-q"]
+    whole = tmp_path / "whole.jsonl"
+    assert subprocess.run([exe(), str(bert_bundle), str(tmp_path / "all.jsonl"), *flags, "-o", str(whole)],
+                          timeout=600).returncode == 0
 
+    # The interrupted run reads a pipe that holds back all but the first 600 records, so it is
+    # certainly mid-way when the signal comes, however slow or busy the machine is.
+    source = tmp_path / "in.jsonl"
+    os.mkfifo(source)
     out = tmp_path / "part.jsonl"
     state = Path(str(out) + STATE_SUFFIX)
-    proc = subprocess.Popen([exe(), *common, "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    command = [exe(), str(bert_bundle), str(source), *flags, "-o", str(out)]
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    release = threading.Event()
+
+    def feed() -> None:
+        with source.open("w", encoding="utf-8") as pipe:  # blocks until the CLI opens its input
+            pipe.writelines(lines[:600])
+            pipe.flush()
+            release.wait(timeout=600)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         if state.exists() and json.loads(state.read_text())["records_done"] >= 400:
             break
         time.sleep(0.05)
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
+    release.set()
+    writer.join(timeout=60)
     assert proc.returncode == (-signal.SIGKILL if how == signal.SIGKILL else 130), err
     if how == signal.SIGINT:
         assert "rerun with --resume" in err
     done = json.loads(state.read_text())["records_done"]
-    assert 400 <= done < len(records), "the run was not interrupted mid-way"
+    assert 400 <= done <= 600, "the run was not interrupted where the input was held back"
+
+    source.unlink()  # the same input path, now the whole file, as a rerun after a crash sees it
+    source.write_text("".join(lines), encoding="utf-8")
     with out.open("a", encoding="utf-8") as handle:
         handle.write('{"id": 99999, "text": "half a rec')  # what a crash mid-write leaves
-    assert subprocess.run([exe(), *common, "-o", str(out), "--resume"], timeout=600).returncode == 0
-    assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+    assert subprocess.run([*command, "--resume"], timeout=600).returncode == 0
+    assert out.read_bytes() == whole.read_bytes()
     assert not state.exists()
 
 
