@@ -196,7 +196,6 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(bert_bundle, tm
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp_path, how):
     records = [{"id": i, "text": f"{TRICKY[i % 5]} number {i}"} for i in range(3000)]
-    lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in records]
     write_jsonl(tmp_path / "all.jsonl", records)
     flags = ["--labels", LABELS, "--flush-every", "40", "--threads", "1", "-q"]
     whole = tmp_path / "whole.jsonl"
@@ -215,7 +214,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp
 
     def feed() -> None:
         with source.open("w", encoding="utf-8") as pipe:  # blocks until the CLI opens its input
-            pipe.writelines(lines[:600])
+            pipe.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records[:600])
             pipe.flush()
             release.wait(timeout=600)
 
@@ -237,7 +236,7 @@ def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp
     assert 400 <= done <= 600, "the run was not interrupted where the input was held back"
 
     source.unlink()  # the same input path, now the whole file, as a rerun after a crash sees it
-    source.write_text("".join(lines), encoding="utf-8")
+    write_jsonl(source, records)
     with out.open("a", encoding="utf-8") as handle:
         handle.write('{"id": 99999, "text": "half a rec')  # what a crash mid-write leaves
     assert subprocess.run([*command, "--resume"], timeout=600).returncode == 0
