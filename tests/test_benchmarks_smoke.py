@@ -71,3 +71,17 @@ def test_bench_accuracy_scores_every_set(tiny_bert: TinyModel, tmp_path: Path) -
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["agreement"] <= 1.0
         if r["backend"] == "onnx-fp32":  # fp32 ONNX must reproduce PyTorch's predictions
             assert r["agreement"] == 1.0
+
+
+def test_int8_error_sources_compares_rounding_and_activation_error(tiny_bert: TinyModel, tmp_path: Path) -> None:
+    run_script("int8_error_sources.py", "--model", tiny_bert.source, "--sick-limit", 16, "--threads", 1,
+               "--results-dir", tmp_path)
+    result = json.loads((tmp_path / "int8_error_sources.json").read_text())
+    assert [r["model"] for r in result["rows"]] == [
+        "all-int8, round to nearest", "weights only, round to nearest", "all-int8, GPTQ", "weights only, GPTQ"]
+    assert result["sick_pairs"] == 16
+    for r in result["rows"]:
+        assert 0.0 <= r["held-out calibration"] <= 1.0 and 0.0 <= r["SICK test"] <= 1.0
+    # GPTQ minimizes each layer's output error on the ranking pairs: it must beat rounding to nearest overall
+    errors = result["layer_error"]
+    assert errors and sum(e["gptq"] for e in errors) < sum(e["round_to_nearest"] for e in errors)
