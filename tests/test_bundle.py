@@ -16,6 +16,7 @@ from zsl_onnx import (
     ProviderUnavailableError,
     ZeroShotClassifier,
 )
+from zsl_onnx._bundle import pick_variant
 
 TEXTS = ["A man is playing a guitar.", "Stocks fell sharply."]
 LABELS = ["music", "economy", "sports"]
@@ -211,3 +212,21 @@ def test_hub_repo_without_manifest_is_listed_and_fetches_one_file(bert_bundle, t
     assert clf.variant == "fp32"
     assert hub.calls[1] == ["onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.onnx.data"]
     assert not (tmp_path / "snapshot" / "onnx" / "model_quantized.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("available", "on_gpu", "expected"),
+    [
+        ({"fp32", "int8", "fp16"}, False, "int8"),
+        ({"fp32", "fp16"}, False, "fp32"),  # fp16 is for GPUs: slow on CPU, never the CPU default
+        ({"fp32", "int8", "fp16"}, True, "fp16"),
+        ({"fp32", "int8"}, True, "fp32"),  # int8 kernels are CPU-only: never picked for a GPU
+    ],
+)
+def test_default_variant_by_device(available, on_gpu, expected):
+    assert pick_variant(available, None, on_gpu=on_gpu, where="bundle") == expected
+
+
+def test_gpu_with_only_int8_is_refused_with_the_fix():
+    with pytest.raises(BundleError, match=r"no model usable on GPU: it has \['int8'\]\. Pass variant="):
+        pick_variant({"int8"}, None, on_gpu=True, where="bundle")
