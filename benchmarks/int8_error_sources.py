@@ -34,9 +34,7 @@ import numpy as np
 
 from common import FIXTURE, REPO, RESULTS, environment, sick_test, write_results
 
-from zsl_onnx._batching import make_batches
 from zsl_onnx._bundle import read_json
-from zsl_onnx._session import LogitsSession, create_session
 from zsl_onnx_export._api import FP32_FILE, _export_onnx, _load
 from zsl_onnx_export._calibration import CalibrationSet, builtin_calibration
 from zsl_onnx_export._graph import optimize_for_int8
@@ -55,26 +53,6 @@ def build_fused(model: Path, work: Path) -> Path:
     optimize_for_int8(work / FP32_FILE, fused, read_json(work / "config.json"), external_data=False)
     rewrite_file(fused)
     return fused
-
-
-def logits(path: Path | bytes, runner: PairRunner, threads: int) -> np.ndarray:
-    """Logits on all of the runner's pairs; ``path`` may be a serialized model."""
-    import onnxruntime as ort
-
-    if isinstance(path, bytes):
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = LogitsSession(ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]))
-    else:
-        session = LogitsSession(create_session(path, threads=threads))
-    out: np.ndarray | None = None
-    for batch in make_batches(runner._encodings, batch_size=32, pad_id=runner._pad_id):
-        result = session.run(batch)
-        if out is None:
-            out = np.empty((len(runner._encodings), result.shape[1]), dtype=np.float32)
-        out[batch.positions] = result
-    assert out is not None
-    return out
 
 
 def quantized_weights(model: Any) -> dict[str, tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -173,7 +151,7 @@ def main() -> None:
                                     max_length=512, threads=args.threads),
         }
         subsets = {"held-out calibration": calibration.heldout, "SICK test": np.arange(len(premises))}
-        reference = {name: logits(fused, runner, args.threads) for name, runner in runners.items()}
+        reference = {name: runner.logits(fused)[0] for name, runner in runners.items()}
         candidate = work / "onnx" / "int8.onnx"
         quantize(fused, candidate, BASE_CANDIDATES[0], external_data=False)
 
@@ -198,14 +176,15 @@ def main() -> None:
 
             layer_error.append({"weight": base, "round_to_nearest": error(q), "gptq": error(refined)})
 
-        models: dict[str, bytes] = {}
+        models: dict[str, Path] = {}
         for method, levels in rounded.items():
             all_int8 = onnx.load(str(candidate))
             for init in all_int8.graph.initializer:
                 if init.name.endswith("_quantized") and init.name[: -len("_quantized")] in levels:
                     dtype = numpy_helper.to_array(init).dtype
                     init.CopyFrom(numpy_helper.from_array(levels[init.name[: -len("_quantized")]].astype(dtype), init.name))
-            models[f"all-int8, {method}"] = all_int8.SerializeToString()
+            models[f"all-int8, {method}"] = work / "onnx" / f"all-int8-{len(models)}.onnx"
+            onnx.save(all_int8, str(models[f"all-int8, {method}"]))
             weights_only = onnx.load(str(fused))
             for init in weights_only.graph.initializer:
                 for base in (init.name, init.name + "_Transposed"):
@@ -214,13 +193,14 @@ def main() -> None:
                         value = (levels[base] - zero) * scale
                         value = value.T if base.endswith("_Transposed") else value
                         init.CopyFrom(numpy_helper.from_array(value.astype(np.float32), init.name))
-            models[f"weights only, {method}"] = weights_only.SerializeToString()
+            models[f"weights only, {method}"] = work / "onnx" / f"weights-only-{len(models)}.onnx"
+            onnx.save(weights_only, str(models[f"weights only, {method}"]))
 
         rows = []
         for name, model in models.items():
             row: dict[str, Any] = {"model": name}
             for set_name, runner in runners.items():
-                out = logits(model, runner, args.threads)[subsets[set_name]]
+                out = runner.logits(model)[0][subsets[set_name]]
                 ref = reference[set_name][subsets[set_name]]
                 row[set_name] = float((out.argmax(1) == ref.argmax(1)).mean())
                 row[f"{set_name} mean |logit diff|"] = float(np.abs(out - ref).mean())
