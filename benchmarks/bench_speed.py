@@ -204,6 +204,8 @@ def main() -> None:
     unknown = [r for r in replicas if r not in REPLICAS]
     if unknown:
         parser.error(f"unknown replica(s) {unknown}; choose from {list(REPLICAS)}")
+    if args.only_replicas and not replicas:
+        parser.error("--only-replicas needs --replicas NAME[,NAME...]: otherwise there is nothing to measure")
 
     news, _, _ = ag_news(args.texts)
     short = sick_test().premises[: args.texts]

@@ -43,6 +43,10 @@ from zsl_onnx_export._head_token import rewrite_file
 from zsl_onnx_export._quantize import BASE_CANDIDATES, quantize
 
 
+CANDIDATE = BASE_CANDIDATES[0]  # signed 7-bit weights: the first (fastest) base candidate
+INT8_7BIT = (-64, 64)  # onnxruntime's int8 range with reduce_range, i.e. the candidate's weights
+
+
 def build_fused(model: Path, work: Path) -> Path:
     """The fp32 graph the guard quantizes, with the tokenizer and config beside it."""
     tokenizer, torch_model = _load(model, trust_remote_code=False)
@@ -153,7 +157,8 @@ def main() -> None:
         subsets = {"held-out calibration": calibration.heldout, "SICK test": np.arange(len(premises))}
         reference = {name: runner.logits(fused)[0] for name, runner in runners.items()}
         candidate = work / "onnx" / "int8.onnx"
-        quantize(fused, candidate, BASE_CANDIDATES[0], external_data=False)
+        assert CANDIDATE.weight_type == "QInt8" and CANDIDATE.reduce_range, "INT8_7BIT assumes s8 7-bit weights"
+        quantize(fused, candidate, CANDIDATE, external_data=False)
 
         fused_model = onnx.load(str(fused))
         fp32 = {i.name: numpy_helper.to_array(i) for i in fused_model.graph.initializer}
@@ -166,8 +171,7 @@ def main() -> None:
         layer_error: list[dict[str, Any]] = []
         for base, (activation, q, scale, zero) in weights.items():
             weight = fp32_weight(fp32, base)
-            qmin, qmax = (-64, 64) if q.dtype == np.int8 else (0, 255)  # onnxruntime's reduce_range ranges
-            refined = gptq(weight, scale, zero, qmin, qmax, sums[activation])
+            refined = gptq(weight, scale, zero, *INT8_7BIT, sums[activation])
             rounded["round to nearest"][base], rounded["GPTQ"][base] = q.astype(np.float64), refined
 
             def error(levels: np.ndarray) -> float:
@@ -209,7 +213,7 @@ def main() -> None:
 
     ratio = [e["round_to_nearest"] / max(e["gptq"], 1e-30) for e in layer_error]
     lines = [
-        f"int8 error sources: {args.model.name}, candidate '{BASE_CANDIDATES[0].name}'. GPTQ re-rounds the "
+        f"int8 error sources: {args.model.name}, candidate '{CANDIDATE.name}'. GPTQ re-rounds the "
         "MatMul and attention weights; the embedding tables stay round-to-nearest int8 in all-int8 and fp32 "
         "in weights only.",
         "",
