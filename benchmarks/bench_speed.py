@@ -48,7 +48,7 @@ from typing import Any
 from common import FIXTURE, REPO, RESULTS, ag_news, environment, sick_test, write_results
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx._hypotheses import DEFAULT_TEMPLATE
+from zsl_onnx.internals import DEFAULT_TEMPLATE
 from zsl_onnx_export.testing import NLI2, NLI3, REPLICAS, build_model
 
 TOPICS = ["world", "sports", "business", "science and technology", "health", "entertainment", "politics",

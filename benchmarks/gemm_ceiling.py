@@ -30,9 +30,9 @@ import onnxruntime as ort
 from bench_speed import TOPICS
 from common import REPO, RESULTS, ag_news, environment, write_results
 
-from zsl_onnx._bundle import read_json
-from zsl_onnx._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
-from zsl_onnx._tokenization import PairTokenizer
+from zsl_onnx.internals import read_json
+from zsl_onnx.internals import DEFAULT_TEMPLATE, build_hypotheses
+from zsl_onnx.internals import PairTokenizer
 
 TOKENS = 512  # the runtime's CPU token cap per micro-batch
 

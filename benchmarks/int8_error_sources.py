@@ -34,7 +34,7 @@ import numpy as np
 
 from common import FIXTURE, REPO, RESULTS, environment, sick_test, write_results
 
-from zsl_onnx._bundle import read_json
+from zsl_onnx.internals import read_json
 from zsl_onnx_export._api import FP32_FILE, _export_onnx, _load
 from zsl_onnx_export._calibration import CalibrationSet, builtin_calibration
 from zsl_onnx_export._graph import optimize_for_int8

@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from common import sick_test
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx._batching import make_batches
+from zsl_onnx.internals import make_batches
 
 
 def profile(model_path: Path, batches: list, threads: int) -> Counter:

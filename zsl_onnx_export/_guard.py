@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from zsl_onnx._batching import make_batches
-from zsl_onnx._bundle import read_json
-from zsl_onnx._session import LogitsSession, create_session
-from zsl_onnx._tokenization import PairTokenizer
+from zsl_onnx.internals import make_batches
+from zsl_onnx.internals import read_json
+from zsl_onnx.internals import LogitsSession, create_session
+from zsl_onnx.internals import PairTokenizer
 
 from ._calibration import CalibrationSet
 from ._graph import external_files, size_with_data

@@ -20,10 +20,10 @@ from typing import Any
 
 import zsl_onnx
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_json, sha256_file
-from zsl_onnx._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
-from zsl_onnx._labels import LabelSpec, resolve_labels
-from zsl_onnx._tokenization import resolve_max_length
+from zsl_onnx.internals import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_json, sha256_file
+from zsl_onnx.internals import DEFAULT_TEMPLATE, build_hypotheses
+from zsl_onnx.internals import LabelSpec, resolve_labels
+from zsl_onnx.internals import resolve_max_length
 
 from ._calibration import CalibrationSet, builtin_calibration, load_calibration
 from ._errors import ExportError, ExportValidationError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zsl_onnx._hypotheses import build_hypotheses
+from zsl_onnx.internals import build_hypotheses
 
 from ._errors import ExportError
 

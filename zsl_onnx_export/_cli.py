@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from zsl_onnx import ZslOnnxError
-from zsl_onnx._hypotheses import DEFAULT_TEMPLATE
+from zsl_onnx.internals import DEFAULT_TEMPLATE
 
 from ._api import export_bundle
 
