@@ -10,10 +10,10 @@ from typing import Any, Literal, overload
 import numpy as np
 import onnxruntime as ort
 
-from ._batching import make_batches
 from ._bundle import download, read_bundle
 from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
+from ._inference import run_encodings
 from ._labels import LabelSpec, resolve_labels
 from ._postprocess import label_scores, ranked_result
 from ._session import LogitsSession, ProviderSpec, create_session, provider_name
@@ -229,16 +229,19 @@ class ZeroShotClassifier:
             encodings = [
                 self._tokenizer.join(premise_encodings[p], hypothesis_encodings[h]) for p, h in chunk
             ]
-            for batch in make_batches(
-                encodings, batch_size=batch_size, pad_id=self._tokenizer.pad_id, max_tokens=self.max_batch_tokens
-            ):
-                logits = self._session.run(batch)
-                if logits.shape[1] != n_classes:
-                    raise BundleError(
-                        f"The model returns {logits.shape[1]} logits per pair but its config names "
-                        f"{n_classes} labels {list(self.labels.names)}; config.json does not match the ONNX file."
-                    )
-                out[start + batch.positions] = logits
+            logits = run_encodings(
+                encodings,
+                self._session.run,
+                batch_size=batch_size,
+                pad_id=self._tokenizer.pad_id,
+                max_tokens=self.max_batch_tokens,
+            )
+            if logits.shape[1] != n_classes:
+                raise BundleError(
+                    f"The model returns {logits.shape[1]} logits per pair but its config names "
+                    f"{n_classes} labels {list(self.labels.names)}; config.json does not match the ONNX file."
+                )
+            out[start : start + len(chunk)] = logits
         return out
 
 

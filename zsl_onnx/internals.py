@@ -8,6 +8,7 @@ stay free to change. Everything named here is covered by the runtime's tests.
 from ._batching import Batch, make_batches
 from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_json, sha256_file
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
+from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
 from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
@@ -21,11 +22,13 @@ __all__ = [
     "LabelSpec",
     "LogitsSession",
     "PairTokenizer",
+    "RunBatch",
     "build_hypotheses",
     "create_session",
     "make_batches",
     "read_json",
     "resolve_labels",
     "resolve_max_length",
+    "run_encodings",
     "sha256_file",
 ]
