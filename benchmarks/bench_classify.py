@@ -55,7 +55,7 @@ def run_cli(args: list[str]) -> tuple[float, float]:
 
 def tiny_bundle(workdir: Path) -> Path:
     from zsl_onnx_export import export_bundle
-    from zsl_onnx_export.testing import build_model
+    from tiny_models import build_model
 
     source = build_model("bert", workdir / "tiny-source")
     return export_bundle(source, workdir / "tiny-bundle").output

@@ -10,7 +10,7 @@ A full default run takes over 25 minutes on 2 cores (the pipeline at batch 1 dom
 each configuration's line is printed as soon as it is measured.
 
 --replicas adds speed rows (news, 10 labels) for full-size random-weight replicas of the seed
-architectures, built from config by ``zsl_onnx_export.testing`` and exported once into
+architectures, built from config by ``tests/tiny_models.py`` and exported once into
 bundles/replicas/NAME/. Their weights are random: these rows say nothing about accuracy, and
 their int8 is the first all-int8 candidate (the accuracy guard is bypassed with
 min_agreement=1e-6, since agreement between random models means nothing, and its speed
@@ -49,7 +49,7 @@ from common import FIXTURE, REPO, RESULTS, ag_news, environment, sick_test, writ
 
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import DEFAULT_TEMPLATE
-from zsl_onnx_export.testing import NLI2, NLI3, REPLICAS, build_model
+from tiny_models import NLI2, NLI3, REPLICAS, build_model
 
 TOPICS = ["world", "sports", "business", "science and technology", "health", "entertainment", "politics",
           "travel", "education", "weather", "crime", "religion", "music", "food", "cars", "fashion",

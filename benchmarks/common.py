@@ -19,6 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 FIXTURE = SHARED / "fixtures" / "minilm-l6-sick-nli"
 RESULTS = REPO / "benchmarks" / "results"
+# The random-weight model factory lives with the tests (tests/tiny_models.py), out of the
+# wheel; the benchmarks import it from there for tiny models and full-size replicas.
+TESTS = REPO / "tests"
+if str(TESTS) not in sys.path:
+    sys.path.append(str(TESTS))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from common import FIXTURE, write_results
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx_export import export_bundle
-from zsl_onnx_export.testing import FAMILIES, NLI2, NLI3, PARITY_CASES, build_model
+from tiny_models import FAMILIES, NLI2, NLI3, PARITY_CASES, build_model
 
 
 

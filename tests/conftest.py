@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from zsl_onnx_export.testing import NLI3
+from tiny_models import NLI3
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_MODEL = SHARED / "fixtures" / "minilm-l6-sick-nli"
@@ -28,7 +28,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyFactory:
     pytest.importorskip("torch")
     pytest.importorskip("optimum.exporters.onnx")
     from zsl_onnx_export import export_bundle
-    from zsl_onnx_export.testing import build_model
+    from tiny_models import build_model
 
     cache: dict[tuple[str, tuple[str, ...]], TinyModel] = {}
 

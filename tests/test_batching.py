@@ -2,7 +2,7 @@ import numpy as np
 
 from zsl_onnx._batching import make_batches
 from zsl_onnx._tokenization import PairTokenizer
-from zsl_onnx_export.testing import wordpiece_tokenizer
+from tiny_tokenizers import wordpiece as wordpiece_tokenizer
 
 
 def encodings(texts):

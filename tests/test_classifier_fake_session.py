@@ -8,7 +8,7 @@ import pytest
 from zsl_onnx import BundleError, InvalidInputError, LabelSpec, ZeroShotClassifier
 from zsl_onnx._session import LogitsSession
 from zsl_onnx._tokenization import PairTokenizer
-from zsl_onnx_export.testing import wordpiece_tokenizer
+from tiny_tokenizers import wordpiece as wordpiece_tokenizer
 
 LABELS = LabelSpec(("entailment", "neutral", "contradiction"), entailment=0, contradiction=2)
 
@@ -39,7 +39,7 @@ class FakeSession:
         return [np.stack(cols[: self.classes], axis=1).astype(np.float32)]
 
 
-BACKEND = wordpiece_tokenizer()  # trained once: training twice may assign different ids
+BACKEND = wordpiece_tokenizer()
 
 
 def make(session=None, max_length=64, max_batch_tokens=None):

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.export
 torch = pytest.importorskip("torch")
 from zsl_onnx_export import ExportError, ExportValidationError, export_bundle  # noqa: E402
 from zsl_onnx_export._cli import main  # noqa: E402
-from zsl_onnx_export.testing import build_model  # noqa: E402
+from tiny_models import build_model  # noqa: E402
 
 from zsl_onnx import NoEntailmentLabelError, ZeroShotClassifier  # noqa: E402
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx_export.testing import FAMILIES, PARITY_CASES
+from tiny_models import FAMILIES, PARITY_CASES
 
 pytestmark = pytest.mark.export
 

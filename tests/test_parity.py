@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx_export.testing import FAMILIES, NLI2, NLI3, PARITY_CASES
+from tiny_models import FAMILIES, NLI2, NLI3, PARITY_CASES
 
 pytestmark = pytest.mark.export
 
@@ -14,13 +14,23 @@ SPECS += [("bert", ("not_entailment", "entailment")), ("xlm-roberta", ("CONTRADI
 
 
 def assert_same_results(expected, got, atol):
+    """Same texts, same score per label within ``atol``, and the same label order.
+
+    Two labels whose scores are within ``atol`` of each other are a float32 tie: PyTorch and
+    ONNX Runtime round differently, so such a pair may come out in either order, and only the
+    ranking (scores descending) is checked for it. Every other pair must keep its order.
+    """
     expected = expected if isinstance(expected, list) else [expected]
     got = got if isinstance(got, list) else [got]
     assert len(expected) == len(got)
     for e, g in zip(expected, got):
         assert g["sequence"] == e["sequence"]
-        assert g["labels"] == e["labels"]
-        np.testing.assert_allclose(g["scores"], e["scores"], rtol=0, atol=atol)
+        assert sorted(g["labels"]) == sorted(e["labels"])
+        by_label = dict(zip(g["labels"], g["scores"]))
+        np.testing.assert_allclose([by_label[label] for label in e["labels"]], e["scores"], rtol=0, atol=atol)
+        assert g["scores"] == sorted(g["scores"], reverse=True)
+        if np.all(-np.diff(e["scores"]) > 2 * atol):
+            assert g["labels"] == e["labels"]
 
 
 @pytest.mark.parametrize(("family", "labels"), SPECS, ids=[f"{f}-{'/'.join(l)}" for f, l in SPECS])

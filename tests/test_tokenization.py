@@ -2,7 +2,7 @@ import pytest
 
 from zsl_onnx import BundleError, HypothesisTooLongError
 from zsl_onnx._tokenization import PairTokenizer, resolve_max_length, resolve_pad_id
-from zsl_onnx_export.testing import wordpiece_tokenizer
+from tiny_tokenizers import wordpiece as wordpiece_tokenizer
 
 PREMISE = "A man is playing a guitar on stage while the crowd sings along " * 3
 HYPOTHESES = ["This example is music.", "This example is about football and sports."]
@@ -49,13 +49,14 @@ def test_baked_in_truncation_and_padding_are_reset(backend):
 
 
 def test_hypothesis_that_leaves_no_room_is_named(backend):
-    tok = PairTokenizer(backend, max_length=8, pad_id=0)
-    # The tokenizer is trained in code and not deterministic, so the short hypothesis may take
-    # 7 tokens (10 with specials) or 8+ (cut by truncation): both messages name it.
-    with pytest.raises(HypothesisTooLongError, match=r"'This example is music\.' takes (more than 8|\d+) tokens"):
+    tok = PairTokenizer(backend, max_length=10, pad_id=0)
+    # The fixed vocabulary splits it into this|ex|##amp|##le|is|mus|##ic|. : 8 tokens, 11 with specials.
+    assert backend.encode("This example is music.", add_special_tokens=False).tokens == [
+        "this", "ex", "##amp", "##le", "is", "mus", "##ic", "."]
+    with pytest.raises(HypothesisTooLongError, match=r"'This example is music\.' takes 11 tokens with special tokens"):
         tok.encode_hypotheses(HYPOTHESES)
     long = "This example is about music, sports, politics, economy and science."
-    with pytest.raises(HypothesisTooLongError, match=r"takes more than 8 tokens with special tokens"):
+    with pytest.raises(HypothesisTooLongError, match=r"takes more than 10 tokens with special tokens"):
         tok.encode_hypotheses([long])
 
 

@@ -1,39 +1,23 @@
 """Random-weight NLI models of every supported family, built offline from config alone.
 
 Used by the test suite (tiny sizes, seconds to build) and the benchmarks (full-size replicas
-for speed rows only: the weights are random, so their predictions mean nothing). Tokenizers
-are trained here on a small multilingual corpus, so nothing is downloaded.
+for speed rows only: the weights are random, so their predictions mean nothing). Tiny models
+get the fixed vocabularies of tiny_tokenizers.py, so the same ids on every run; replicas
+train theirs on the real text they pass. Nothing is downloaded. Needs the [export] extra.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tiny_tokenizers as tt
+
 FAMILIES = ("bert", "electra", "xlm-roberta", "deberta-v2", "deberta-v3", "bart")
 NLI3 = ("entailment", "neutral", "contradiction")
 NLI2 = ("entailment", "not_entailment")
-
-CORPUS = (
-    "A man is playing a guitar on stage while the crowd sings along.",
-    "The striker scored twice in the final minutes of the match.",
-    "Stocks fell sharply after the central bank raised interest rates again.",
-    "Two dogs are running through a green field near the river.",
-    "Nobody is riding the horse, and the stable is quiet tonight.",
-    "This example is about music, sports, politics, economy, science or technology.",
-    "I loved this film, the acting was wonderful and the ending surprised me!",
-    "The city council met to discuss the new budget for roads and libraries.",
-    "El gobierno anunció nuevas medidas económicas para reducir la inflación.",
-    "La selección ganó el partido en el último minuto. Este ejemplo es deportes.",
-    "Москва — столица России, крупнейший город страны.",
-    "東京は日本の首都であり、世界最大の都市圏の一つです。",
-    "الطقس اليوم مشمس وحار في معظم المناطق.",
-    "Der Zug nach Berlin hat heute zwei Stunden Verspätung. 🚆😡",
-) * 4
-
 
 _LONG_TEXT = "The council debated the budget for roads, schools and the new library branch. " * 30
 # (sequences, candidate_labels, kwargs) calls on which zsl_onnx must match the pipeline: single
@@ -56,7 +40,7 @@ class Size:
     heads: int = 2
     intermediate: int = 64
     positions: int = 128
-    vocab: int = 400  # tokenizer vocabulary trained from the corpus
+    vocab: int = 400  # tokenizer vocabulary when trained from a corpus (replicas)
     model_vocab: int = 0  # embedding rows, when larger than the tokenizer (the real model's vocab)
     embedding: int = 0  # ELECTRA embedding size (0: half the hidden size)
     position_buckets: int = 64  # DeBERTa relative-position buckets
@@ -81,12 +65,12 @@ def build_model(
     labels: Sequence[str] = NLI3,
     size: Size = TINY,
     seed: int = 0,
-    corpus: Sequence[str] = CORPUS,
+    corpus: Sequence[str] | None = None,
 ) -> Path:
     """Write a random-weight ``*ForSequenceClassification`` model and its tokenizer to ``output``.
 
-    The tokenizer is trained on ``corpus``; replicas pass real text so that sequence lengths,
-    which decide speed, are close to a real tokenizer's.
+    Without ``corpus`` the tokenizer uses the fixed vocabularies (deterministic ids). Replicas
+    pass real text to train one, so that sequence lengths, which decide speed, are realistic.
     """
     import torch
     import transformers
@@ -95,7 +79,8 @@ def build_model(
         raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    tokenizer = _build_tokenizer(family, output, size, corpus)
+    vocab = tt.fixed_vocabularies() if corpus is None else tt.train_vocabularies(corpus, size.vocab)
+    tokenizer = _build_tokenizer(family, output, size, vocab)
     label_kwargs = {
         "num_labels": len(labels),
         "id2label": dict(enumerate(labels)),
@@ -161,38 +146,35 @@ def _config(transformers: Any, family: str, size: Size, *, vocab: int, **labels:
     )
 
 
-def _build_tokenizer(family: str, output: Path, size: Size, corpus: Sequence[str]) -> Any:
-    """Train a tokenizer of the family's kind and save it the way the real models ship it."""
+def _build_tokenizer(family: str, output: Path, size: Size, vocab: tt.Vocabularies) -> Any:
+    """Build a tokenizer of the family's kind and save it the way the real models ship it."""
     import transformers
 
     max_len = {"model_max_length": size.positions}
     if family in ("bert", "electra"):
-        backend = wordpiece_tokenizer(size.vocab, corpus)
         cls = transformers.BertTokenizerFast if family == "bert" else transformers.ElectraTokenizerFast
-        tokenizer = cls(tokenizer_object=backend, **_bert_specials(), **max_len)
+        tokenizer = cls(tokenizer_object=tt.wordpiece(vocab), **_bert_specials(), **max_len)
     elif family == "xlm-roberta":
-        backend = _unigram(size.vocab, ["<s>", "<pad>", "</s>", "<unk>", "<mask>"], "<unk>", corpus, roberta=True)
         tokenizer = transformers.XLMRobertaTokenizerFast(
-            tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-            cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", **max_len,
+            tokenizer_object=tt.unigram(tt.ROBERTA_SPECIALS, vocab), bos_token="<s>", eos_token="</s>",
+            sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", **max_len,
         )
     elif family == "deberta-v2":
-        backend = _unigram(size.vocab, ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"], "[UNK]", corpus, roberta=False)
         tokenizer = transformers.DebertaV2TokenizerFast(
-            tokenizer_object=backend, bos_token="[CLS]", eos_token="[SEP]", **_bert_specials(), **max_len
+            tokenizer_object=tt.unigram(tt.DEBERTA_SPECIALS, vocab), bos_token="[CLS]", eos_token="[SEP]",
+            **_bert_specials(), **max_len,
         )
     elif family == "deberta-v3":
         # Like microsoft/deberta-v3-*: only a sentencepiece model, no tokenizer.json. The
         # exporter must convert it, which is the path this family exists to test.
         spm_path = output / "spm.model"
-        spm_path.write_bytes(_sentencepiece_model(size.vocab, corpus))
+        spm_path.write_bytes(tt.sentencepiece_model(vocab))
         slow = transformers.DebertaV2Tokenizer(vocab_file=str(spm_path), **max_len)
         slow.save_pretrained(output)
         return slow
     else:
-        backend = _byte_level_bpe(size.vocab, corpus)
         tokenizer = transformers.BartTokenizerFast(
-            tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+            tokenizer_object=tt.byte_level_bpe(vocab), bos_token="<s>", eos_token="</s>", sep_token="</s>",
             cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", **max_len,
         )
     tokenizer.save_pretrained(output)
@@ -201,75 +183,3 @@ def _build_tokenizer(family: str, output: Path, size: Size, corpus: Sequence[str
 
 def _bert_specials() -> dict[str, str]:
     return dict(unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
-
-
-def wordpiece_tokenizer(vocab: int = TINY.vocab, corpus: Sequence[str] = CORPUS) -> Any:
-    """A BERT-style WordPiece ``tokenizers.Tokenizer`` trained on CORPUS (needs no torch)."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=vocab, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
-    tok.decoder = decoders.WordPiece()
-    return tok
-
-
-def _unigram(vocab: int, specials: list[str], unk: str, corpus: Sequence[str], *, roberta: bool) -> Any:
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(
-        corpus, trainers.UnigramTrainer(vocab_size=vocab, special_tokens=specials, unk_token=unk)
-    )
-    if roberta:
-        tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
-            special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))],
-        )
-    else:
-        tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-        )
-    return tok
-
-
-def _byte_level_bpe(vocab: int, corpus: Sequence[str]) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=max(vocab, 300), special_tokens=specials,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
-    return tok
-
-
-def _sentencepiece_model(vocab: int, corpus: Sequence[str]) -> bytes:
-    import sentencepiece as spm
-
-    buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(corpus), model_writer=buffer, vocab_size=vocab, model_type="unigram",
-        hard_vocab_limit=False, character_coverage=1.0,
-        pad_id=0, bos_id=1, eos_id=2, unk_id=3,
-        pad_piece="[PAD]", bos_piece="[CLS]", eos_piece="[SEP]", unk_piece="[UNK]",
-        user_defined_symbols=["[MASK]"], minloglevel=2,
-    )
-    return buffer.getvalue()
