@@ -33,7 +33,8 @@ from zsl_onnx import ZeroShotClassifier
 # fork on Linux (this script's parent holds torch when it builds the tiny model).
 CHILD = r"""
 import sys
-from zsl_onnx._classify_cli import main
+from importlib.metadata import entry_points
+main = entry_points(group="console_scripts")["zsl-classify"].load()  # the installed command
 code = main(sys.argv[1:])
 hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(f"PEAK_RSS_KB {hwm.split()[1]}", file=sys.stderr)

@@ -42,7 +42,7 @@ def kernel_rates(hidden: int, intermediate: int, threads: int) -> dict[str, floa
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from zsl_onnx_export._quantize import QuantConfig, quantize
+    from zsl_onnx_export.internals import QuantConfig, quantize
 
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(0, 0.05, (hidden, intermediate)).astype(np.float32), "w")

@@ -35,12 +35,8 @@ import numpy as np
 from common import FIXTURE, REPO, RESULTS, environment, sick_test, write_results
 
 from zsl_onnx.internals import read_json
-from zsl_onnx_export._api import FP32_FILE, _export_onnx, _load
-from zsl_onnx_export._calibration import CalibrationSet, builtin_calibration
-from zsl_onnx_export._graph import optimize_for_int8
-from zsl_onnx_export._guard import PairRunner
-from zsl_onnx_export._head_token import rewrite_file
-from zsl_onnx_export._quantize import BASE_CANDIDATES, quantize
+from zsl_onnx_export.internals import FP32_FILE, BASE_CANDIDATES, CalibrationSet, PairRunner, builtin_calibration
+from zsl_onnx_export.internals import export_onnx, load_sequence_classifier, optimize_for_int8, quantize, rewrite_file
 
 
 CANDIDATE = BASE_CANDIDATES[0]  # signed 7-bit weights: the first (fastest) base candidate
@@ -49,8 +45,8 @@ INT8_7BIT = (-64, 64)  # onnxruntime's int8 range with reduce_range, i.e. the ca
 
 def build_fused(model: Path, work: Path) -> Path:
     """The fp32 graph the guard quantizes, with the tokenizer and config beside it."""
-    tokenizer, torch_model = _load(model, trust_remote_code=False)
-    _export_onnx(torch_model, work)
+    tokenizer, torch_model = load_sequence_classifier(model, trust_remote_code=False)
+    export_onnx(torch_model, work)
     tokenizer.save_pretrained(work)
     torch_model.config.save_pretrained(work)
     fused = work / "onnx" / "fused.onnx"

@@ -1,0 +1,113 @@
+"""The state an export carries from step to step: what was asked, and what each step produced.
+
+Every step of the pipeline (see ``_api``) is a function ``step(job) -> None`` that reads the
+fields earlier steps filled in and fills in its own, so a new step or a new source kind is one
+more function, not another branch inside a long one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx.internals import LabelSpec
+
+from ._calibration import CalibrationSet
+from ._guard import GuardReport, PairRunner
+from ._quantize import QuantConfig
+from ._validation import VALIDATION_PAIRS, Comparison, compare
+
+Progress = Callable[[str], None]
+Step = Callable[["ExportJob"], None]
+
+FP32_FILE = "onnx/model.onnx"
+INT8_FILE = "onnx/model_quantized.onnx"
+FP16_FILE = "onnx/model_fp16.onnx"
+OPTIMIZED_FILE = "onnx/.model_optimized.onnx"  # int8 source; never shipped
+EXPORTED_FILE = "onnx/.model_exported.onnx"  # fp32 as exported, before the head-token rewrite; never shipped
+
+STAGES = ("load", "export", "validate", "quantize", "fp16", "write")  # the progress headings, in order
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The arguments of :func:`export_bundle`, checked once before any work starts."""
+
+    model: str | Path
+    output: Path
+    revision: str | None
+    trust_remote_code: bool
+    template: str
+    quantize_int8: bool
+    min_agreement: float
+    calibration_file: str | Path | None
+    calibration_labels: Sequence[str] | None
+    keep_lossy_int8: bool
+    int8_candidates: Sequence[QuantConfig]
+    fp16: bool
+    validate: bool
+    atol: float
+    overwrite: bool
+    cache_dir: str | Path | None
+    threads: int | None
+
+
+@dataclass
+class ExportJob:
+    """One export in progress. Fields are filled in by the steps, in pipeline order."""
+
+    options: ExportOptions
+    say: Progress
+    calibration: CalibrationSet
+    # load
+    source: Path | None = None
+    resolved_revision: str | None = None
+    labels: LabelSpec | None = None
+    tokenizer: Any = None
+    torch_model: Any = None
+    # export: the bundle is built in ``staging`` and moved to the output at the end
+    staging: Path = Path()
+    config: dict[str, Any] = field(default_factory=dict)
+    max_length: int = 0
+    external_data: bool = False
+    # validate: PyTorch fp32 logits on VALIDATION_PAIRS, and how the shipped fp32 graph matches them
+    reference: np.ndarray | None = None
+    fp32: Comparison | None = None
+    head_token: dict[str, Any] = field(default_factory=dict)
+    # quantize, fp16: manifest entries of the variants besides fp32
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    guard: GuardReport | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    _calibration_run: tuple[PairRunner, np.ndarray, float] | None = None
+
+    def stage(self, name: str, text: str) -> None:
+        """Print a numbered progress heading: ``[3/6] validate: ...``."""
+        self.say(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}: {text}")
+
+    def path(self, relative: str) -> Path:
+        return self.staging / relative
+
+    def compare(self, variant: str) -> Comparison:
+        """A variant's logits on the validation pairs against PyTorch's, run through the real
+        runtime (tokenizer.json, batching, session), not a shortcut."""
+        assert self.reference is not None, "the validate step runs first"
+        premises = [p for p, _ in VALIDATION_PAIRS]
+        hypotheses = [h for _, h in VALIDATION_PAIRS]
+        classifier = ZeroShotClassifier.from_pretrained(self.staging, variant=variant, verify=False)
+        return compare(self.reference, classifier.pair_logits(premises, hypotheses))
+
+    def calibration_run(self) -> tuple[PairRunner, np.ndarray, float]:
+        """The calibration runner, fp32's calibration logits and fp32's pairs/s, computed once
+        for every step that checks a variant against fp32."""
+        if self._calibration_run is None:
+            runner = PairRunner(
+                self.staging, self.calibration, max_length=self.max_length, threads=self.options.threads
+            )
+            logits, pairs_per_s = runner.logits(self.path(FP32_FILE))
+            self._calibration_run = (runner, logits, pairs_per_s)
+        return self._calibration_run

@@ -1,0 +1,84 @@
+"""Step: the bundle's manifest, which says what each file is and how well it was checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import zsl_onnx
+from zsl_onnx.internals import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, sha256_file
+
+from ._graph import external_files
+from ._job import EXPORTED_FILE, FP32_FILE, OPTIMIZED_FILE, ExportJob
+from ._validation import VALIDATION_PAIRS, Comparison
+
+TOOLS = ("torch", "transformers", "optimum-onnx", "onnx", "onnxruntime", "tokenizers")
+
+
+def write_manifest(job: ExportJob) -> None:
+    """Step: drop the never-shipped intermediate graphs and write ``zsl_onnx.json``."""
+    job.stage("write", "manifest and bundle")
+    for relative in (EXPORTED_FILE, OPTIMIZED_FILE):
+        for path in [job.path(relative), *external_files(job.path(relative))]:
+            path.unlink(missing_ok=True)
+    assert job.fp32 is not None and job.labels is not None
+    fp32 = variant_entry(job.staging, FP32_FILE, job.fp32, validated=job.options.validate)
+    fp32["graph_rewrites"] = {"head_token": job.head_token}
+    options = job.options
+    job.manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": MANIFEST_VERSION,
+        "source": {
+            "model": str(options.model),
+            "requested_revision": options.revision,
+            "revision": job.resolved_revision,
+        },
+        "labels": job.labels.to_json(),
+        "hypothesis_template": options.template,
+        "max_length": job.max_length,
+        "inputs": graph_inputs(job.path(FP32_FILE)),
+        "variants": {"fp32": fp32, **job.variants},
+        "validation": {
+            "enabled": options.validate,
+            "atol": options.atol,
+            "pairs": len(VALIDATION_PAIRS),
+            "reference": "PyTorch fp32 logits, transformers tokenizer, only_first truncation",
+        },
+        "tools": tool_versions(),
+    }
+    text = json.dumps(job.manifest, indent=2, ensure_ascii=False) + "\n"
+    job.path(MANIFEST).write_text(text, encoding="utf-8")
+
+
+def variant_entry(staging: Path, relative: str, result: Comparison, *, validated: bool) -> dict[str, Any]:
+    """A variant's file, size, checksum, external data and fidelity to PyTorch."""
+    path = staging / relative
+    return {
+        "file": relative,
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "external_data": [p.relative_to(staging).as_posix() for p in external_files(path)],
+        "fidelity": {"reference": "pytorch-fp32", "validated": validated, **result.to_json()},
+    }
+
+
+def graph_inputs(model_path: Path) -> list[str]:
+    """The graph's real inputs (initializers listed as inputs by old exporters excluded)."""
+    import onnx
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    initializers = {init.name for init in graph.initializer}
+    return [node.name for node in graph.input if node.name not in initializers]
+
+
+def tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"zsl-onnx": zsl_onnx.__version__}
+    for name in TOOLS:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
