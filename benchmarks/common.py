@@ -96,6 +96,20 @@ def macro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
 
 
 
+ISA_FLAGS = ("avx2", "avx512_vnni", "avx_vnni", "amx_int8")  # the ones int8 GEMM speed depends on
+
+
+def cpu_info() -> tuple[str, list[str]]:
+    """The CPU model name and which of :data:`ISA_FLAGS` it has (from /proc/cpuinfo)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if not cpuinfo.exists():
+        return platform.processor() or "unknown", []
+    lines = cpuinfo.read_text().splitlines()
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return model, [flag for flag in ISA_FLAGS if flag in flags]
+
+
 def environment(threads: int) -> dict[str, Any]:
     versions = {}
     for name in ("zsl-onnx", "onnxruntime", "tokenizers", "torch", "transformers", "optimum-onnx"):
@@ -103,20 +117,27 @@ def environment(threads: int) -> dict[str, Any]:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    cpu = "unknown"
-    if Path("/proc/cpuinfo").exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), cpu)
+    cpu, isa = cpu_info()
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu": cpu,
+        "isa": isa,
         "cores": os.cpu_count(),
         "threads": threads,
         "versions": versions,
     }
 
 
+def machine_line(env: dict[str, Any]) -> str:
+    """One line naming the machine, for the foot of every results table."""
+    isa = ", ".join(env.get("isa") or []) or "none of " + ", ".join(ISA_FLAGS)
+    return f"Machine: {env['cpu']} ({isa}), {env['cores']} cores, {env['threads']} threads, Python {env['python']}."
+
+
 def write_results(stem: str, data: dict[str, Any], markdown: str, results_dir: Path = RESULTS) -> None:
+    if "environment" in data:
+        markdown = f"{markdown}\n\n{machine_line(data['environment'])}"
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     (results_dir / f"{stem}.md").write_text(markdown + "\n", encoding="utf-8")

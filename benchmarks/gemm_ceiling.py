@@ -11,7 +11,7 @@ Two measurements, one comparison:
   with the encoder's multiply-adds per pair (L x T x (4H^2 + 2HI) + L x 2T^2H, the full model,
   as the pipeline computes it).
 texts/s from bench_speed.py's results times the work per text gives the rate each backend
-sustained, and 4x the pipeline's texts/s the rate the issue's target needs. Results:
+sustained, and 4x the pipeline's texts/s the rate that speed goal needs. Results:
 benchmarks/results/ceiling.{json,md}.
 """
 
@@ -100,7 +100,7 @@ def main() -> None:
     measured = {r["backend"]: r["texts_per_s"] for r in speed["rows"]
                 if r.get("texts") == "news" and r.get("labels") == 10 and r.get("threads") == args.threads
                 and "texts_per_s" in r and "random weights" not in r["model"]}
-    # (factor, a word in the backend's name, how the target names it): issue 4's throughput targets
+    # (factor, a word in the backend's name, how the target names it): the throughput goals
     targets = ((4, "default", "the pipeline default"), (3, "best", "the pipeline at its best batch"),
                (1.5, "optimum", "optimum's ORT pipeline"))
     rows: list[dict[str, Any]] = [{"what": f"kernel: {k}, {TOKENS}x{config['hidden_size']}x{config['intermediate_size']}",

@@ -4,7 +4,7 @@ Usage: python benchmarks/profile_ops.py BUNDLE [--variant fp32,int8] [--pairs 51
 
 Runs the first --pairs SICK test pairs in batches of 32 (sorted by length, as the runtime
 does) through each variant with profiling on, and prints each operator type's share of the
-summed kernel time. This is how the int8 speed limit in the README was found.
+summed kernel time. This is how the int8 speed limit in docs/benchmarks.md was found.
 """
 
 from __future__ import annotations

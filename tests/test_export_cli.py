@@ -52,7 +52,7 @@ def test_failed_validation_writes_nothing(bert_source, tmp_path):
 
 
 def test_validation_catches_a_graph_that_is_wrong(bert_source, tmp_path, monkeypatch):
-    """Swap attention_mask and token_type_ids at the session: the mistake shared/notes warn about."""
+    """Swap attention_mask and token_type_ids at the session: inputs bound by position, the classic export mistake."""
     from zsl_onnx import _session
 
     real_run = _session.LogitsSession.run

@@ -56,7 +56,7 @@ def _nli_rows(path, **kwargs):
 
 
 def test_fixture_guarded_int8_meets_the_fidelity_targets(fixture_bundle):
-    """Issue 3's bar on the real model: >= 99% agreement, <= 0.5 points lost, <= 40% of fp32 size.
+    """The int8 goals on the real model: >= 99% agreement, <= 0.5 points lost, <= 40% of fp32 size.
 
     fp32 ONNX stands in for PyTorch here (it matches it to 1e-4 above, same predictions)."""
     manifest = json.loads((fixture_bundle / "zsl_onnx.json").read_text())

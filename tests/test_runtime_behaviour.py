@@ -80,7 +80,7 @@ def test_token_cap_defaults_to_the_cpu_value_and_can_be_lifted(bert_bundle):
     from zsl_onnx._classifier import CPU_MAX_BATCH_TOKENS
 
     assert ZeroShotClassifier.from_pretrained(bert_bundle).max_batch_tokens == CPU_MAX_BATCH_TOKENS
-    # fp32: dynamic int8 scores shift slightly with batch composition (README), fp32 must not.
+    # fp32: dynamic int8 scores shift slightly with batch composition (docs/zsl-classify.md), fp32 must not.
     lifted = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32", max_batch_tokens=None)
     assert lifted.max_batch_tokens is None
     capped = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32", max_batch_tokens=64)

@@ -4,7 +4,7 @@ ONNX Runtime fuses LayerNorm and GELU when it loads any graph, but not multi-hea
 in these exports; the offline optimizer does, and quantizing the fused Attention node
 (QAttention) is what makes int8 clearly faster than fp32. The optimizer is applied only to
 BERT-style encoders: on DeBERTa it did not finish in 16 minutes and on BART its fused
-embedding broke int8 (shared/notes), so those quantize the graph as exported.
+embedding broke int8 (onnxruntime 1.32), so those quantize the graph as exported.
 """
 
 from __future__ import annotations

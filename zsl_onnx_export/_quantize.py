@@ -37,7 +37,7 @@ class QuantConfig:
 
 # Tried first, in this order, before any node is kept in fp32. Signed 7-bit weights
 # (reduce_range) run the fast u8*s8 kernel without the saturation that full-range signed
-# weights hit on AVX2 CPUs without VNNI (shared/notes); unsigned 8-bit weights use the slower
+# weights hit in that kernel on AVX2 CPUs without VNNI; unsigned 8-bit weights use the slower
 # u8*u8 kernel but keep one more bit, which some models need.
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (
     QuantConfig("s8 per-channel 7-bit"),
@@ -80,7 +80,7 @@ def quantize(
 
 def _drop_preprocess_advice(record: logging.LogRecord) -> bool:
     """onnxruntime logs 'Please consider to run pre-processing' on the root logger every call;
-    its pre-processing fails on these graphs (shared/notes), so the advice is noise here."""
+    its pre-processing fails on these exported graphs, so the advice is noise here."""
     return "consider to run pre-processing" not in record.getMessage()
 
 
