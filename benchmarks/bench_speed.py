@@ -185,7 +185,7 @@ def cold_start(kind: str, model: Path, bundle: Path, runs: int) -> dict[str, flo
     return {k: statistics.median(r[k] for r in results) for k in ("seconds", "peak_rss_mb")}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=FIXTURE)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm")
@@ -200,73 +200,90 @@ def main() -> None:
     parser.add_argument("--output", default="speed")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
-    replicas = list(REPLICAS) if args.replicas == "all" else [r for r in args.replicas.split(",") if r]
-    unknown = [r for r in replicas if r not in REPLICAS]
+    args.replicas = list(REPLICAS) if args.replicas == "all" else [r for r in args.replicas.split(",") if r]
+    unknown = [r for r in args.replicas if r not in REPLICAS]
     if unknown:
         parser.error(f"unknown replica(s) {unknown}; choose from {list(REPLICAS)}")
-    if args.only_replicas and not replicas:
+    if args.only_replicas and not args.replicas:
         parser.error("--only-replicas needs --replicas NAME[,NAME...]: otherwise there is nothing to measure")
+    args.threads = [int(t) for t in args.threads.split(",")]
+    args.labels = [int(n) for n in args.labels.split(",")]
+    return args
 
+
+def main() -> None:
+    args = parse_args()
     news, _, _ = ag_news(args.texts)
     short = sick_test().premises[: args.texts]
     # Long articles (12 news items joined, cut at the model's max_length): a quarter as many,
     # or the pipeline's one-pair-at-a-time rounds take minutes.
     long = [" ".join(news[(i + k) % len(news)] for k in range(12)) for i in range(max(4, args.texts // 4))]
-    thread_counts = [int(t) for t in args.threads.split(",")]
-    label_counts = [int(n) for n in args.labels.split(",")]
-    labels10 = TOPICS[:10]
     rows: list[dict[str, Any]] = []
-
-    for threads in [] if args.only_replicas else thread_counts:
-        fns = backends(args.model, args.bundle, threads)
-        best_batch = best_pipeline_batch(fns, news, labels10, PIPELINE_BATCHES)
-        workloads = [("news", news, n) for n in label_counts]
-        workloads += [(kind, texts, 10) for kind, texts in (("short sentence", short), ("long article", long))]
-        for kind, texts, n_labels in workloads:
-            seconds = throughput(fns, texts, TOPICS[:n_labels], best_batch, args.rounds)
-            print(f"{threads} threads, {kind}, {n_labels} labels: "
-                  + ", ".join(f"{name} {len(texts) / s:.1f} texts/s" for name, s in seconds.items()), flush=True)
-            rows += ratio_rows(seconds, len(texts), best_batch, model=args.model.name, threads=threads,
-                               texts=kind, labels=n_labels)
-        capped = {cap: ZeroShotClassifier.from_pretrained(args.bundle, variant="int8", threads=threads,
-                                                          max_batch_tokens=cap) for cap in TOKEN_CAPS}
-        caps = interleaved({cap: (lambda c=c: c(news, labels10)) for cap, c in capped.items()}, args.rounds)
-        print(f"{threads} threads, news, 10 labels, zsl-onnx int8 by token cap: "
-              + ", ".join(f"{cap} {len(news) / s:.1f} texts/s" for cap, s in caps.items()), flush=True)
-        rows += [{"model": args.model.name, "threads": threads, "texts": "news", "labels": 10,
-                  "backend": f"zsl-onnx int8, max_batch_tokens={cap}", "token_cap_texts_per_s": len(news) / s}
-                 for cap, s in caps.items()]
-        for name, key in (("pipeline (batch 1, default)", "pipeline"), ("optimum ORT pipeline (fp32)", "optimum-ort"),
-                          ("zsl-onnx fp32", "zsl-fp32"), ("zsl-onnx int8", "zsl-int8")):
-            p50, p95 = latencies(lambda text, key=key: fns[key](text, labels10), news[: min(32, args.texts)])
-            rows.append({"model": args.model.name, "threads": threads, "texts": "news, one per call", "labels": 10,
-                         "backend": name, "latency_p50_ms": 1000 * p50, "latency_p95_ms": 1000 * p95})
-        del fns
-
-    corpus = ag_news()[0] + sick_test().premises
-    for name in replicas:
-        model_dir, bundle_dir = prepare_replica(name, corpus)
-        fns = backends(model_dir, bundle_dir, thread_counts[-1])
-        texts = news[: args.replica_texts]
-        best_batch = best_pipeline_batch(fns, texts, labels10, REPLICA_PIPELINE_BATCHES)
-        seconds = throughput(fns, texts, labels10, best_batch, 1)
-        print(f"{name} (random weights), {thread_counts[-1]} threads, news, 10 labels: "
-              + ", ".join(f"{b} {len(texts) / s:.2f} texts/s" for b, s in seconds.items()), flush=True)
-        rows += ratio_rows(seconds, len(texts), best_batch, model=f"{name} (random weights)",
-                           threads=thread_counts[-1], texts="news", labels=10)
-        del fns
+    for threads in [] if args.only_replicas else args.threads:
+        rows += fixture_rows(args, threads, {"news": news, "short sentence": short, "long article": long})
+    rows += replica_rows(args, news)
 
     cold = {} if args.only_replicas else {kind: cold_start(kind, args.model, args.bundle, args.cold_runs)
                                           for kind in COLD}
     sizes = {} if args.only_replicas else {
         "onnx fp32 MB": (args.bundle / "onnx" / "model.onnx").stat().st_size / 1e6,
         "onnx int8 MB": (args.bundle / "onnx" / "model_quantized.onnx").stat().st_size / 1e6}
-    markdown = _markdown(rows, cold, sizes, args)
-    write_results(args.output, {"environment": environment(thread_counts[-1]), "model": str(args.model),
-                                "bundle": str(args.bundle), "rows": rows, "cold_start": cold, "sizes": sizes},
-                  markdown, args.results_dir)
+    env = environment(args.threads[-1])
+    write_results(args.output, {"environment": env, "model": str(args.model), "bundle": str(args.bundle),
+                                "rows": rows, "cold_start": cold, "sizes": sizes},
+                  _markdown(rows, cold, sizes, args), args.results_dir)
     if not args.only_replicas:
-        _plots(rows, args.model.name, thread_counts[-1], args.results_dir)
+        _plots(rows, args.model.name, args.threads[-1], args.results_dir, env["cpu"])
+
+
+def fixture_rows(args: argparse.Namespace, threads: int, texts: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Throughput per label count and text length, int8 by token cap, and latency, at ``threads``."""
+    news, labels10 = texts["news"], TOPICS[:10]
+    fns = backends(args.model, args.bundle, threads)
+    best_batch = best_pipeline_batch(fns, news, labels10, PIPELINE_BATCHES)
+    workloads = [("news", news, n) for n in args.labels]
+    workloads += [(kind, texts[kind], 10) for kind in ("short sentence", "long article")]
+    rows: list[dict[str, Any]] = []
+    for kind, batch, n_labels in workloads:
+        seconds = throughput(fns, batch, TOPICS[:n_labels], best_batch, args.rounds)
+        print(f"{threads} threads, {kind}, {n_labels} labels: "
+              + ", ".join(f"{name} {len(batch) / s:.1f} texts/s" for name, s in seconds.items()), flush=True)
+        rows += ratio_rows(seconds, len(batch), best_batch, model=args.model.name, threads=threads,
+                           texts=kind, labels=n_labels)
+    capped = {cap: ZeroShotClassifier.from_pretrained(args.bundle, variant="int8", threads=threads,
+                                                      max_batch_tokens=cap) for cap in TOKEN_CAPS}
+    caps = interleaved({cap: (lambda c=c: c(news, labels10)) for cap, c in capped.items()}, args.rounds)
+    print(f"{threads} threads, news, 10 labels, zsl-onnx int8 by token cap: "
+          + ", ".join(f"{cap} {len(news) / s:.1f} texts/s" for cap, s in caps.items()), flush=True)
+    rows += [{"model": args.model.name, "threads": threads, "texts": "news", "labels": 10,
+              "backend": f"zsl-onnx int8, max_batch_tokens={cap}", "token_cap_texts_per_s": len(news) / s}
+             for cap, s in caps.items()]
+    for name, key in (("pipeline (batch 1, default)", "pipeline"), ("optimum ORT pipeline (fp32)", "optimum-ort"),
+                      ("zsl-onnx fp32", "zsl-fp32"), ("zsl-onnx int8", "zsl-int8")):
+        p50, p95 = latencies(lambda text, key=key: fns[key](text, labels10), news[: min(32, args.texts)])
+        rows.append({"model": args.model.name, "threads": threads, "texts": "news, one per call", "labels": 10,
+                     "backend": name, "latency_p50_ms": 1000 * p50, "latency_p95_ms": 1000 * p95})
+    return rows
+
+
+def replica_rows(args: argparse.Namespace, news: list[str]) -> list[dict[str, Any]]:
+    """One round of news x 10 labels on each full-size random-weight replica, at the last thread count."""
+    if not args.replicas:
+        return []
+    corpus = ag_news()[0] + sick_test().premises
+    threads, labels10, texts = args.threads[-1], TOPICS[:10], news[: args.replica_texts]
+    rows: list[dict[str, Any]] = []
+    for name in args.replicas:
+        model_dir, bundle_dir = prepare_replica(name, corpus)
+        fns = backends(model_dir, bundle_dir, threads)
+        best_batch = best_pipeline_batch(fns, texts, labels10, REPLICA_PIPELINE_BATCHES)
+        seconds = throughput(fns, texts, labels10, best_batch, 1)
+        print(f"{name} (random weights), {threads} threads, news, 10 labels: "
+              + ", ".join(f"{b} {len(texts) / s:.2f} texts/s" for b, s in seconds.items()), flush=True)
+        rows += ratio_rows(seconds, len(texts), best_batch, model=f"{name} (random weights)",
+                           threads=threads, texts="news", labels=10)
+        del fns
+    return rows
 
 
 def _markdown(rows: list[dict[str, Any]], cold: dict[str, dict[str, float]], sizes: dict[str, float], args: Any) -> str:
@@ -302,7 +319,7 @@ def _markdown(rows: list[dict[str, Any]], cold: dict[str, dict[str, float]], siz
     return title + "\n\n" + "\n".join(lines)
 
 
-def _plots(rows: list[dict[str, Any]], model: str, threads: int, results_dir: Path) -> None:
+def _plots(rows: list[dict[str, Any]], model: str, threads: int, results_dir: Path, cpu: str) -> None:
     try:
         import matplotlib
     except ImportError:
@@ -317,7 +334,7 @@ def _plots(rows: list[dict[str, Any]], model: str, threads: int, results_dir: Pa
     for name in backends_seen:
         points = [(r["labels"], r["texts_per_s"]) for r in rows if r["backend"] == name and r["texts"] == "news"]
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
-    ax.set(xlabel="candidate labels", ylabel="texts/s", title=f"Throughput vs labels (AG News, {threads} threads)", yscale="log")
+    ax.set(xlabel="candidate labels", ylabel="texts/s", title=f"Throughput vs labels (AG News, {threads} threads, {cpu})", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(results_dir / "speed_labels.png", dpi=100)
@@ -330,7 +347,7 @@ def _plots(rows: list[dict[str, Any]], model: str, threads: int, results_dir: Pa
         values = [next((r["texts_per_s"] for r in rows if r["backend"] == name and r["texts"] == k and r["labels"] == 10), 0) for k in kinds]
         ax.bar([x + i * width for x in range(len(kinds))], values, width, label=name)
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(kinds))], kinds)
-    ax.set(ylabel="texts/s (10 labels)", title=f"Throughput vs text length ({threads} threads)", yscale="log")
+    ax.set(ylabel="texts/s (10 labels)", title=f"Throughput vs text length ({threads} threads, {cpu})", yscale="log")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(results_dir / "speed_length.png", dpi=100)
