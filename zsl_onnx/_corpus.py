@@ -15,8 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-FORMATS = ("jsonl", "csv", "tsv", "txt")
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt"}
+FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt",
+               ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def read_records(
         yield from _delimited(stream, "," if fmt == "csv" else "\t", text_fields, separator)
     elif fmt == "txt":
         yield from _plain(stream, text_fields[0])
+    elif fmt == "parquet":
+        from ._parquet import read_parquet  # imports pyarrow, an optional dependency
+
+        yield from read_parquet(stream, text_fields, separator)
     else:
         raise ValueError(f"unknown input format {fmt!r}")
 
@@ -179,14 +184,18 @@ def _record(
 
 
 def classified_fields(fields: dict[str, Any], labels: Sequence[str], scores: Sequence[float], threshold: float | None) -> dict[str, Any]:
-    """The input fields plus the ranked labels and scores, the top label and its score."""
+    """The input fields plus the ranked labels and scores, the top label and its score.
+
+    Scores are rounded first, so ``above_threshold`` always agrees with the ``top_score`` written.
+    """
+    rounded = [round(float(s), 6) for s in scores]
     out = dict(fields)
     out["labels"] = list(labels)
-    out["scores"] = [round(float(s), 6) for s in scores]
+    out["scores"] = rounded
     out["top_label"] = labels[0]
-    out["top_score"] = round(float(scores[0]), 6)
+    out["top_score"] = rounded[0]
     if threshold is not None:
-        out["above_threshold"] = bool(scores[0] >= threshold)
+        out["above_threshold"] = rounded[0] >= threshold
     return out
 
 

@@ -1,0 +1,103 @@
+"""Ray scale-out on a local cluster: the map_batches class, zsl-classify --ray, a killed actor."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'zsl-onnx[ray]')")
+pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'zsl-onnx[ray]')")
+
+import zsl_onnx.ray as zray  # noqa: E402
+from zsl_onnx import InvalidInputError, ZeroShotClassifier  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a local Ray cluster takes seconds to start
+
+LABELS = ["sports", "economy", "politics"]
+TEXTS = [
+    "The match went to extra time.",
+    "Stocks fell sharply after the rate decision.",
+    "Parliament passed the budget late on Friday.",
+    "Café owners in Zürich raised prices — again.",
+    "A late goal decided the derby.",
+    "مرحبا بالعالم",
+    "The central bank kept rates unchanged.",
+]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local two-CPU cluster for every Ray test; shut down at the end of the session."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors can build KillOnce
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def expected_fields(bundle: Path, texts: list[str], threshold: float | None) -> list[dict]:
+    clf = ZeroShotClassifier.from_pretrained(bundle, variant="fp32")
+    out = []
+    for result in clf(texts, LABELS):
+        scores = [round(s, 6) for s in result["scores"]]
+        row = {"labels": result["labels"], "scores": scores, "top_label": result["labels"][0], "top_score": scores[0]}
+        if threshold is not None:
+            row["above_threshold"] = scores[0] >= threshold
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("batch_format", ["pandas", "numpy"])
+def test_map_batches_adds_the_classifier_fields(ray_cluster, bert_bundle, batch_format):
+    items = [{"id": i, "text": text} for i, text in enumerate(TEXTS)]
+    ds = ray_cluster.data.from_items(items, override_num_blocks=3)
+    out = zray.classify_dataset(
+        ds, bert_bundle, LABELS, workers=2, batch_format=batch_format, records_per_batch=2,
+        variant="fp32", threshold=0.4,
+    )
+    rows = sorted(out.take_all(), key=lambda row: row["id"])
+    assert [(row["id"], row["text"]) for row in rows] == [(i, t) for i, t in enumerate(TEXTS)]
+    for row, expected in zip(rows, expected_fields(bert_bundle, TEXTS, 0.4)):
+        assert list(row["labels"]) == expected["labels"]
+        assert row["top_label"] == expected["top_label"]
+        np.testing.assert_allclose(np.asarray(row["scores"], dtype=float), expected["scores"], atol=2e-6)
+        assert abs(row["top_score"] - expected["top_score"]) <= 2e-6
+        assert bool(row["above_threshold"]) == (row["top_score"] >= 0.4)
+
+
+def test_mapper_in_process_never_modifies_its_batch(bert_bundle):
+    pd = pytest.importorskip("pandas")
+    mapper = zray.ZeroShotMapper(bert_bundle, LABELS, variant="fp32", text_column="body")
+    batch = pd.DataFrame({"body": TEXTS[:3], "id": [1, 2, 3]})
+    out = mapper(batch)
+    assert list(batch.columns) == ["body", "id"]  # the caller's frame is untouched
+    assert list(out.columns) == ["body", "id", "labels", "scores", "top_label", "top_score"]
+    assert [row["top_label"] for row in expected_fields(bert_bundle, TEXTS[:3], None)] == list(out["top_label"])
+    with pytest.raises(InvalidInputError, match="already has columns \\['labels'\\]"):
+        mapper(out.drop(columns=["scores", "top_label", "top_score"]))
+    with pytest.raises(InvalidInputError, match="no column 'body'"):
+        mapper({"text": np.array(TEXTS[:2])})
+    with pytest.raises(InvalidInputError, match="Row 1 .* not a non-empty string"):
+        mapper({"body": np.array(["fine", "  "])})
+
+
+def test_chunk_pool_keeps_order_and_maps_worker_errors(ray_cluster, bert_bundle):
+    pool = zray.ChunkPool({"model": str(bert_bundle), "labels": LABELS, "variant": "fp32"}, workers=2, threads=1)
+    try:
+        assert pool.info["variant"] == "fp32"
+        chunks = [TEXTS[i : i + 2] for i in range(0, len(TEXTS), 2)]
+        got = list(pool.map(chunks, lambda chunk: chunk))
+        clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+        assert [chunk for chunk, _ in got] == chunks
+        assert [results for _, results in got] == [clf(chunk, LABELS) for chunk in chunks]
+        with pytest.raises(InvalidInputError, match="empty or only whitespace"):
+            list(pool.map([["fine", " "]], lambda chunk: chunk))
+    finally:
+        pool.close()

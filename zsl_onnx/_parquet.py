@@ -1,0 +1,64 @@
+"""Parquet input for ``zsl-classify``: rows stream in record batches, numbered from 1.
+
+pyarrow is optional (the ``[ray]`` extra brings it). Values JSON cannot hold are written as
+text: dates and times in ISO 8601, decimals as their digits, bytes as UTF-8 when they are.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import importlib
+import json
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from ._corpus import Invalid, Record, _record
+from ._exceptions import InvalidInputError
+
+ROWS_PER_BATCH = 1024
+
+
+def read_parquet(stream: IO[bytes], text_fields: Sequence[str], separator: str) -> Iterator[Record | Invalid]:
+    """Yield a Record or an Invalid per row; the row number (from 1) stands in for the line."""
+    parquet = _pyarrow_parquet()
+    if not stream.seekable():
+        raise InvalidInputError("Parquet input must be a file (its index is at the end), not stdin or a pipe.")
+    try:
+        source = parquet.ParquetFile(stream)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"Cannot read the input as Parquet: {exc}") from exc
+    number = 0
+    for batch in source.iter_batches(batch_size=ROWS_PER_BATCH):
+        for row in batch.to_pylist():
+            number += 1
+            fields = {str(key): _jsonable(value) for key, value in row.items()}
+            raw = json.dumps(fields, ensure_ascii=False)
+            yield _record(number, fields, text_fields, separator, raw)
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        return importlib.import_module("pyarrow.parquet")
+    except ImportError as exc:
+        raise InvalidInputError(
+            "Parquet input needs pyarrow: pip install pyarrow (or pip install 'zsl-onnx[ray]')."
+        ) from exc
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (datetime.timedelta, decimal.Decimal)):
+        return str(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(value).decode("ascii")
+    return value
