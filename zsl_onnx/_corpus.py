@@ -8,16 +8,33 @@ failing somewhere inside the csv or json module.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ._exceptions import InvalidInputError
+
 FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
+OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "argilla")
+RESULT_FIELDS = ("labels", "scores", "top_label", "top_score")
+THRESHOLD_FIELD = "above_threshold"
+ARGILLA_LINE_FIELD = "line"
+MAX_JSON_DEPTH = 64
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt",
                ".parquet": "parquet"}
+# Byte-order marks, longest first: UTF-32 LE starts with the UTF-16 LE mark.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_EOL = re.compile(rb"\r\n|\r|\n")
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -35,10 +52,11 @@ class Invalid:
 
 
 class _BadBytes(Exception):
-    def __init__(self, line: int, raw: bytes) -> None:
+    def __init__(self, line: int, raw: bytes, reason: str = "invalid UTF-8") -> None:
         super().__init__(line)
         self.line = line
         self.raw = raw
+        self.reason = reason
 
 
 def format_from_name(name: str) -> str | None:
@@ -48,10 +66,60 @@ def format_from_name(name: str) -> str | None:
     return None
 
 
+def byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """UTF-8 lines of a byte stream, each with its end (\\n, \\r\\n or a lone \\r).
+
+    Text with a UTF-16 or UTF-32 byte-order mark is decoded and re-encoded as UTF-8, so it is
+    never read as UTF-8 with NULs between the letters. Reads whatever is available, so a pipe
+    that delivers records slowly is classified as they come.
+    """
+    read = getattr(stream, "read1", stream.read)
+    head = b""
+    while len(head) < 4:
+        more = read(4 - len(head))
+        if not more:
+            break
+        head += more
+    encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    blocks: Iterator[bytes] = _chain_blocks(head, read)
+    if encoding is not None:
+        blocks = _transcode(blocks, encoding)
+    yield from _split_lines(blocks)
+
+
+def _chain_blocks(head: bytes, read: Any) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from iter(lambda: read(_BLOCK), b"")
+
+
+def _transcode(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
+    # surrogatepass keeps a broken code unit visible: it fails as invalid UTF-8 on its own line.
+    decoder = codecs.getincrementaldecoder(encoding)(errors="surrogatepass")
+    for block in blocks:
+        yield decoder.decode(block).encode("utf-8", errors="surrogatepass")
+    yield decoder.decode(b"", final=True).encode("utf-8", errors="surrogatepass")
+
+
+def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
+    pending = b""
+    for block in blocks:
+        buffer = pending + block
+        start = 0
+        for match in _EOL.finditer(buffer):
+            if match.end() == len(buffer) and match.group() == b"\r":
+                break  # maybe the first half of \r\n: wait for the next block
+            yield buffer[start : match.end()]
+            start = match.end()
+        pending = buffer[start:]
+    if pending:
+        yield pending
+
+
 def read_records(
-    stream: IO[bytes], fmt: str, text_fields: Sequence[str], *, separator: str = "\n"
+    stream: Iterable[bytes], fmt: str, text_fields: Sequence[str], *, separator: str = "\n"
 ) -> Iterator[Record | Invalid]:
-    """Yield records of ``stream`` in order; several text fields are joined with ``separator``."""
+    """Yield records of ``stream`` (bytes lines) in order; text fields are joined with ``separator``."""
     if fmt == "jsonl":
         yield from _jsonl(stream, text_fields, separator)
     elif fmt in ("csv", "tsv"):
@@ -66,10 +134,13 @@ def read_records(
         raise ValueError(f"unknown input format {fmt!r}")
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, str | _BadBytes]]:
+def _lines(stream: Iterable[bytes]) -> Iterator[tuple[int, str | _BadBytes]]:
     for number, raw in enumerate(stream, start=1):
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[3:]  # a UTF-8 byte-order mark, as Excel writes
+        if b"\x00" in raw:
+            yield number, _BadBytes(number, raw, "NUL bytes in the line (UTF-16 without a byte-order mark?)")
+            continue
         try:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -77,7 +148,8 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, str | _BadBytes]]:
 
 
 def _invalid_utf8(bad: _BadBytes) -> Invalid:
-    return Invalid(bad.line, "invalid UTF-8", bad.raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+    raw = bad.raw.replace(b"\x00", b"").decode("utf-8", errors="replace").rstrip("\r\n")
+    return Invalid(bad.line, bad.reason, raw)
 
 
 def _jsonl(stream: IO[bytes], text_fields: Sequence[str], separator: str) -> Iterator[Record | Invalid]:
@@ -89,14 +161,57 @@ def _jsonl(stream: IO[bytes], text_fields: Sequence[str], separator: str) -> Ite
             continue
         raw = line.rstrip("\r\n")
         try:
-            value = json.loads(line)
+            value = json.loads(line, parse_constant=_no_constant, parse_float=_finite_float)
         except json.JSONDecodeError as exc:
             yield Invalid(number, f"malformed JSON: {exc.msg} (column {exc.colno})", raw)
+            continue
+        except (ValueError, RecursionError) as exc:  # huge integers, NaN, 1e999, deep nesting
+            yield Invalid(number, f"unusable JSON: {str(exc).split(';')[0]}", raw)
             continue
         if not isinstance(value, dict):
             yield Invalid(number, f"expected a JSON object, got {type(value).__name__}", raw)
             continue
+        problem = _json_problem(value)
+        if problem:
+            yield Invalid(number, problem, raw)
+            continue
         yield _record(number, value, text_fields, separator, raw)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _json_problem(value: Any) -> str | None:
+    """Nesting too deep to write back, or strings that cannot be written as UTF-8."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(item, dict):
+            stack.extend((key, depth) for key in item)
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and not item.isascii() and not _encodable(item):
+            return "a string with an unpaired surrogate escape (like \\ud800) that UTF-8 cannot hold"
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _delimited(
@@ -111,6 +226,7 @@ def _delimited(
     except _BadBytes as bad:
         yield _invalid_utf8(bad)
         return
+    _check_header(header, "CSV" if delimiter == "," else "TSV")
     while True:
         start = decoded.line + 1
         try:
@@ -130,6 +246,18 @@ def _delimited(
             yield Invalid(start, f"row has {len(row)} fields, the header has {len(header)}", raw)
             continue
         yield _record(start, dict(zip(header, row)), text_fields, separator, raw)
+
+
+def _check_header(header: list[str], kind: str) -> None:
+    """Duplicate column names would make one column silently replace the other."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(header, start=1):
+        if name in seen:
+            raise InvalidInputError(
+                f"The {kind} header names the column {name!r} twice (columns {seen[name]} and {number}); "
+                "rename one so that no column is lost."
+            )
+        seen[name] = number
 
 
 class _DecodedLines:
@@ -183,24 +311,49 @@ def _record(
 # -- writers --------------------------------------------------------------------------------
 
 
-def classified_fields(fields: dict[str, Any], labels: Sequence[str], scores: Sequence[float], threshold: float | None) -> dict[str, Any]:
+def output_fields(fmt: str, threshold: float | None, prefix: str = "") -> list[str]:
+    """The names the output adds to each record; an input field of the same name is refused."""
+    if fmt == "argilla":
+        return [prefix + ARGILLA_LINE_FIELD]  # the metadata key holding the line number
+    names = [*RESULT_FIELDS, *([THRESHOLD_FIELD] if threshold is not None else [])]
+    return [prefix + name for name in names]
+
+
+def refuse_collisions(items: Iterable[Record | Invalid], reserved: Sequence[str]) -> Iterator[Record | Invalid]:
+    """Turn records holding a field the output would overwrite into invalid ones."""
+    for item in items:
+        clash = [name for name in reserved if isinstance(item, Record) and name in item.fields]
+        if clash:
+            item = Invalid(
+                item.line,
+                f"has a field {clash[0]!r} that the output would overwrite; pass --field-prefix "
+                "(e.g. --field-prefix zsl_) to give the output fields other names",
+                json.dumps(item.fields, ensure_ascii=False),
+            )
+        yield item
+
+
+def classified_fields(
+    fields: dict[str, Any], labels: Sequence[str], scores: Sequence[float], threshold: float | None, prefix: str = ""
+) -> dict[str, Any]:
     """The input fields plus the ranked labels and scores, the top label and its score.
 
     Scores are rounded first, so ``above_threshold`` always agrees with the ``top_score`` written.
     """
     rounded = [round(float(s), 6) for s in scores]
     out = dict(fields)
-    out["labels"] = list(labels)
-    out["scores"] = rounded
-    out["top_label"] = labels[0]
-    out["top_score"] = rounded[0]
+    out[prefix + "labels"] = list(labels)
+    out[prefix + "scores"] = rounded
+    out[prefix + "top_label"] = labels[0]
+    out[prefix + "top_score"] = rounded[0]
     if threshold is not None:
-        out["above_threshold"] = rounded[0] >= threshold
+        out[prefix + THRESHOLD_FIELD] = rounded[0] >= threshold
     return out
 
 
 def argilla_record(
-    record: Record, text_fields: Sequence[str], labels: Sequence[str], scores: Sequence[float], agent: str, multi_label: bool
+    record: Record, text_fields: Sequence[str], labels: Sequence[str], scores: Sequence[float], agent: str,
+    multi_label: bool, prefix: str = "",
 ) -> dict[str, Any]:
     """Shaped like an Argilla text-classification record: text, prediction, metadata."""
     metadata = {key: value for key, value in record.fields.items() if key not in text_fields}
@@ -209,25 +362,25 @@ def argilla_record(
         "prediction": [[label, round(float(score), 6)] for label, score in zip(labels, scores)],
         "prediction_agent": agent,
         "multi_label": multi_label,
-        "metadata": {**metadata, "line": record.line},
+        "metadata": {**metadata, prefix + ARGILLA_LINE_FIELD: record.line},
     }
 
 
 def render(rows: Iterable[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
-    """Rows as JSONL or CSV text (CSV list fields are JSON-encoded in one cell)."""
+    """Rows as JSONL, CSV or TSV text (list fields are JSON-encoded in one cell)."""
     if fmt in ("jsonl", "argilla"):
-        return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        return "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",")
     for row in rows:
         assert columns is not None
         writer.writerow([_cell(row.get(column, "")) for column in columns])
     return buffer.getvalue()
 
 
-def csv_header(columns: list[str]) -> str:
+def csv_header(columns: list[str], fmt: str = "csv") -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(columns)
+    csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",").writerow(columns)
     return buffer.getvalue()
 
 

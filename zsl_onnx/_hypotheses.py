@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from string import Formatter
 
 from ._exceptions import InvalidInputError
 
@@ -33,6 +34,7 @@ def parse_sequences(sequences: str | Sequence[str]) -> tuple[list[str], bool]:
                 f"sequences[{i}] is empty or only whitespace: there is nothing to classify; "
                 "drop it or replace it with real text."
             )
+        _check_encodable(text, f"sequences[{i}]")
     return texts, single
 
 
@@ -59,6 +61,7 @@ def parse_labels(candidate_labels: str | Sequence[str]) -> list[str]:
             )
         if not label.strip():
             raise InvalidInputError(f"candidate_labels[{i}] is empty: every label needs a name.")
+        _check_encodable(label, f"candidate_labels[{i}]")
         if label in seen:
             raise InvalidInputError(
                 f"candidate label {label!r} appears twice: labels must be unique, "
@@ -69,21 +72,46 @@ def parse_labels(candidate_labels: str | Sequence[str]) -> list[str]:
 
 
 def build_hypotheses(labels: Sequence[str], template: str) -> list[str]:
-    """Fill the template with each label, refusing templates that would ignore the label."""
+    """Fill the template with each label, refusing templates that would hide or bloat the label."""
+    check_template(template)
+    return [template.format(label) for label in labels]
+
+
+def check_template(template: str) -> None:
+    """Exactly one bare '{}' (or '{0}'): no format spec, so every hypothesis holds its label.
+
+    '{{}}' is a literal brace pair, '{:.0}' cuts the label to nothing and '{:>300000000}' pads
+    it to 300 MB: each would give a wrong or ruinous hypothesis, so each is refused here.
+    """
     if not isinstance(template, str):
         raise InvalidInputError(
             f"hypothesis_template must be a string, not {type(template).__name__}."
         )
+    advice = "use exactly one '{}' where the label goes, e.g. 'This example is {}.'"
     try:
-        hypotheses = [template.format(label) for label in labels]
-    except (IndexError, KeyError, ValueError) as exc:
-        raise InvalidInputError(
-            f"hypothesis_template {template!r} cannot be formatted with a label ({exc!r}): "
-            "use exactly one '{}' where the label goes, e.g. 'This example is {}.'"
-        ) from None
-    if hypotheses[0] == template:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        raise InvalidInputError(f"hypothesis_template {template!r} is malformed ({exc}): {advice}") from None
+    if not fields:
         raise InvalidInputError(
             f"hypothesis_template {template!r} has no '{{}}' placeholder, so every label would "
-            "get the same hypothesis: put '{}' where the label goes, e.g. 'This example is {}.'"
+            f"get the same hypothesis: {advice}"
         )
-    return hypotheses
+    if len(fields) > 1 or fields[0][0] not in ("", "0") or fields[0][1] or fields[0][2]:
+        raise InvalidInputError(
+            f"hypothesis_template {template!r} cannot be formatted with a label as it stands "
+            f"(one plain placeholder, no name, format spec or conversion): {advice}"
+        )
+    _check_encodable(template, "hypothesis_template")
+
+
+def _check_encodable(text: str, where: str) -> None:
+    """Lone surrogates (from bad decoding upstream) cannot be tokenized or written as UTF-8."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{where} holds an unpaired surrogate {text[exc.start]!r} at character {exc.start}, which is "
+                "not valid Unicode text; decode the source with errors='replace' or fix it."
+            ) from None
