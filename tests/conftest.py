@@ -1,7 +1,15 @@
-"""Session-scoped model fixtures: tiny random-weight models built in code, exported once."""
+"""Session-scoped model fixtures.
+
+Runtime tests load ``bert_bundle``: the committed tiny bundle (data/tiny-bert, fp32 + int8,
+rebuilt by make_tiny_bundle.py), so they need neither torch nor an export. Export tests
+(marker ``export``) build tiny random-weight models of each family in code (tiny_models.py)
+and export each (family, labels) once per session, int8 only when a test asks for it, with
+a 119-pair calibration set instead of the built-in 832.
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +19,7 @@ from tiny_models import NLI3
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_MODEL = SHARED / "fixtures" / "minilm-l6-sick-nli"
+TINY_BUNDLE = Path(__file__).resolve().parent / "data" / "tiny-bert"
 
 
 @dataclass(frozen=True)
@@ -23,31 +32,51 @@ TinyFactory = Callable[..., TinyModel]
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> TinyFactory:
-    """tiny_models(family, labels) -> a built and exported model, cached for the session."""
-    pytest.importorskip("torch")
-    pytest.importorskip("optimum.exporters.onnx")
-    from zsl_onnx_export import export_bundle
-    from tiny_models import build_model
-
-    cache: dict[tuple[str, tuple[str, ...]], TinyModel] = {}
-
-    def get(family: str, labels: Sequence[str] = NLI3) -> TinyModel:
-        key = (family, tuple(labels))
-        if key not in cache:
-            root = tmp_path_factory.mktemp(f"{family}-{'-'.join(labels)}")
-            source = build_model(family, root / "source", labels=labels)
-            export_bundle(source, root / "bundle")
-            cache[key] = TinyModel(source, root / "bundle")
-        return cache[key]
-
-    return get
+def bert_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed tiny 3-class BERT bundle (fp32 + guarded int8), copied so no test can change it."""
+    target = tmp_path_factory.mktemp("tiny-bert") / "bundle"
+    shutil.copytree(TINY_BUNDLE, target)
+    return target
 
 
 @pytest.fixture(scope="session")
-def bert_bundle(tiny_models: TinyFactory) -> Path:
-    """A small 3-class BERT bundle (fp32 + int8) for runtime behaviour tests."""
-    return tiny_models("bert").bundle
+def small_calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """119 pairs of the built-in calibration set, all languages, as a --calibration-file."""
+    pytest.importorskip("torch")
+    from tiny_models import write_calibration
+
+    return write_calibration(tmp_path_factory.mktemp("calibration") / "pairs.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory, small_calibration: Path) -> TinyFactory:
+    """tiny_models(family, labels, int8=True) -> a built and exported model, cached for the session.
+
+    ``int8=False`` exports fp32 only (seconds faster), and reuses an int8 export if one exists.
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("optimum.exporters.onnx")
+    from tiny_models import build_model
+
+    from zsl_onnx_export import export_bundle
+
+    sources: dict[tuple[str, tuple[str, ...]], Path] = {}
+    bundles: dict[tuple[str, tuple[str, ...], bool], TinyModel] = {}
+
+    def get(family: str, labels: Sequence[str] = NLI3, *, int8: bool = True) -> TinyModel:
+        key = (family, tuple(labels))
+        if not int8 and (*key, True) in bundles:
+            return bundles[(*key, True)]
+        if (*key, int8) not in bundles:
+            root = tmp_path_factory.mktemp(f"{family}-{'-'.join(labels)}")
+            if key not in sources:
+                sources[key] = build_model(family, root / "source", labels=labels)
+            bundle = root / ("bundle" if int8 else "bundle-fp32")
+            export_bundle(sources[key], bundle, quantize_int8=int8, calibration_file=small_calibration, threads=1)
+            bundles[(*key, int8)] = TinyModel(sources[key], bundle)
+        return bundles[(*key, int8)]
+
+    return get
 
 
 @pytest.fixture(scope="session")
