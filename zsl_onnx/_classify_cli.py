@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="zsl-classify",
         description="Classify every record of a JSONL, CSV, TSV or text file with a zero-shot model.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("model", help="bundle directory made by zsl-export, or a Hub repo id")
     parser.add_argument("input", help="input file, or - for stdin (then --input-format is required)")
     parser.add_argument("-o", "--output", required=True, help="output file, or - for stdout")

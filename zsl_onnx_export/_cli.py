@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import zsl_onnx
 from zsl_onnx import ZslOnnxError
 from zsl_onnx.internals import DEFAULT_TEMPLATE
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export a transformers NLI model to a validated zsl-onnx bundle "
         "(fp32 + accuracy-guarded int8 [+ fp16] ONNX, tokenizer.json, manifest).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {zsl_onnx.__version__}")
     parser.add_argument("model", help="Hugging Face Hub id (org/name) or a local transformers model directory")
     parser.add_argument("-o", "--output", required=True, help="directory to write the bundle to")
     parser.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
