@@ -111,3 +111,25 @@ def test_logits_width_must_match_the_config():
     clf = make(FakeSession(classes=4))
     with pytest.raises(BundleError, match="returns 4 logits per pair but its config names 3"):
         clf("hello", ["a"])
+
+
+def test_any_iterable_of_texts_and_labels_gives_the_list_results():
+    clf = make()
+    expected = clf(TEXTS, CANDIDATES)
+    for texts, labels in [
+        (tuple(TEXTS), (c for c in CANDIDATES)),
+        ((t for t in TEXTS), np.array(CANDIDATES)),
+        (np.array(TEXTS), iter(CANDIDATES)),
+    ]:
+        assert clf(texts, labels) == expected
+    pd = pytest.importorskip("pandas")
+    assert clf(pd.Series(TEXTS, index=range(10, 14)), pd.Series(CANDIDATES)) == expected
+    assert isinstance(clf(np.str_(TEXTS[0]), CANDIDATES), dict)  # a single string stays single
+
+
+def test_repr_names_what_a_user_needs_to_know():
+    text = repr(make(max_length=48))
+    assert text == (
+        "ZeroShotClassifier(kind='nli', variant='fp32', providers=['CPUExecutionProvider'], "
+        "labels=['entailment', 'neutral', 'contradiction'], max_length=48)"
+    )

@@ -18,7 +18,7 @@ def clf(bert_bundle):
     [
         (None, ["a"], {}, "sequences is None"),
         ("", ["a"], {}, "empty"),
-        ([], ["a"], {}, "empty list"),
+        ([], ["a"], {}, "sequences is empty"),
         (["ok", 5], ["a"], {}, r"sequences\[1\] is int"),
         ("text", None, {}, "candidate_labels is None"),
         ("text", [], {}, "empty"),

@@ -133,6 +133,12 @@ class ZeroShotClassifier:
     def providers(self) -> list[str]:
         return self._session.providers
 
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(kind='nli', variant={self.variant!r}, providers={self.providers!r}, "
+            f"labels={list(self.labels.names)!r}, max_length={self.max_length})"
+        )
+
     @overload
     def __call__(
         self,

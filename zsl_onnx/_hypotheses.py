@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from string import Formatter
 
 from ._exceptions import InvalidInputError
@@ -10,20 +10,18 @@ from ._exceptions import InvalidInputError
 DEFAULT_TEMPLATE = "This example is {}."
 
 
-def parse_sequences(sequences: str | Sequence[str]) -> tuple[list[str], bool]:
-    """Return the texts as a list, and whether the caller passed a single string."""
-    if sequences is None:
-        raise InvalidInputError("sequences is None: pass a string or a list of strings to classify.")
+def parse_sequences(sequences: str | Iterable[str]) -> tuple[list[str], bool]:
+    """Return the texts as a new list, and whether the caller passed a single string.
+
+    Any iterable of strings works (list, tuple, generator, numpy array, pandas Series); it is
+    read once and never modified.
+    """
     if isinstance(sequences, str):
-        texts, single = [sequences], True
-    elif isinstance(sequences, (list, tuple)):
-        texts, single = list(sequences), False
+        texts, single = [str(sequences)], True
     else:
-        raise InvalidInputError(
-            f"sequences must be a string or a list of strings, not {type(sequences).__name__}."
-        )
+        texts, single = _as_list(sequences, "sequences", "a string or an iterable of strings"), False
     if not texts:
-        raise InvalidInputError("sequences is an empty list: pass at least one text to classify.")
+        raise InvalidInputError("sequences is empty: pass at least one text to classify.")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InvalidInputError(
@@ -35,21 +33,19 @@ def parse_sequences(sequences: str | Sequence[str]) -> tuple[list[str], bool]:
                 "drop it or replace it with real text."
             )
         _check_encodable(text, f"sequences[{i}]")
-    return texts, single
+    return [str(text) for text in texts], single
 
 
-def parse_labels(candidate_labels: str | Sequence[str]) -> list[str]:
-    """Split a comma-separated string the way the pipeline does, and check the labels."""
-    if candidate_labels is None:
-        raise InvalidInputError("candidate_labels is None: pass a list of labels or 'a, b, c'.")
+def parse_labels(candidate_labels: str | Iterable[str]) -> list[str]:
+    """Split a comma-separated string the way the pipeline does, and check the labels.
+
+    Any other iterable of strings is taken as is, one label per item.
+    """
     if isinstance(candidate_labels, str):
         labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
-    elif isinstance(candidate_labels, (list, tuple)):
-        labels = list(candidate_labels)
     else:
-        raise InvalidInputError(
-            "candidate_labels must be a list of strings or a comma-separated string, "
-            f"not {type(candidate_labels).__name__}."
+        labels = _as_list(
+            candidate_labels, "candidate_labels", "an iterable of strings or a comma-separated string"
         )
     if not labels:
         raise InvalidInputError("candidate_labels is empty: pass at least one label.")
@@ -68,7 +64,32 @@ def parse_labels(candidate_labels: str | Sequence[str]) -> list[str]:
                 "since each one gets its own score."
             )
         seen.add(label)
-    return labels
+    return [str(label) for label in labels]
+
+
+def _as_list(values: object, name: str, expected: str) -> list:
+    """A new list of the items of ``values``, refusing inputs whose items would be silently wrong."""
+    if values is None:
+        raise InvalidInputError(f"{name} is None: pass {expected}.")
+    kind = type(values).__name__
+    if isinstance(values, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(
+            f"{name} is {kind}, not str: decode it first, e.g. data.decode('utf-8')."
+        )
+    if isinstance(values, Mapping) or hasattr(values, "columns"):
+        raise InvalidInputError(
+            f"{name} is a {kind}, whose iteration gives its keys or column names: "
+            f"pass the values themselves, e.g. one column such as df['text'] or list(d.values())."
+        )
+    if isinstance(values, (set, frozenset)):
+        raise InvalidInputError(
+            f"{name} is a {kind}, which has no order, so results could not be matched to "
+            "inputs: pass a list, e.g. sorted(values)."
+        )
+    try:
+        return list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidInputError(f"{name} must be {expected}, not {kind}.") from None
 
 
 def build_hypotheses(labels: Sequence[str], template: str) -> list[str]:
