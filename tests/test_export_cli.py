@@ -85,12 +85,13 @@ def test_bad_template_is_refused_before_any_work(bert_source, tmp_path):
         export_bundle(bert_source, tmp_path / "out", template="No placeholder.")
 
 
-def test_console_script_runs_end_to_end(bert_source, tmp_path):
+def test_console_script_runs_end_to_end(bert_source, small_calibration, tmp_path):
     beside_python = Path(sys.executable).parent / "zsl-export"
     exe = str(beside_python) if beside_python.exists() else shutil.which("zsl-export")
     assert exe, "zsl-export is not installed: pip install -e '.[export]'"
     done = subprocess.run(
-        [exe, str(bert_source), "-o", str(tmp_path / "b")], capture_output=True, text=True, timeout=300
+        [exe, str(bert_source), "-o", str(tmp_path / "b"), "--calibration-file", str(small_calibration)],
+        capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
     for step in ("[1/6] load", "[2/6] export", "[3/6] validate", "[4/6] quantize", "[5/6] fp16", "[6/6] write"):

@@ -59,9 +59,9 @@ def test_bad_calibration_files_are_named(tmp_path, name, content, kwargs, messag
 
 
 @pytest.fixture(scope="module")
-def bert_guard_inputs(tiny_models):
+def bert_guard_inputs(tiny_models, small_calibration):
     bundle = tiny_models("bert").bundle
-    cal = builtin_calibration()
+    cal = load_calibration(small_calibration, template="This example is {}.")
     runner = PairRunner(bundle, cal, max_length=128, threads=1)
     reference, pps = runner.logits(bundle / "onnx" / "model.onnx")
     return bundle, cal, runner, reference, pps
@@ -126,11 +126,11 @@ def test_every_family_ships_a_guarded_int8_within_tolerance(tiny_models, family)
 
 
 @pytest.mark.parametrize("family", ["bert", "bart"])
-def test_fp16_variant_has_fp32_io_and_follows_fp32(tiny_models, tmp_path, family):
+def test_fp16_variant_has_fp32_io_and_follows_fp32(tiny_models, small_calibration, tmp_path, family):
     import onnx
 
     out = tmp_path / "bundle"
-    export_bundle(tiny_models(family).source, out, quantize_int8=False, fp16=True)
+    export_bundle(tiny_models(family).source, out, quantize_int8=False, fp16=True, calibration_file=small_calibration)
     graph = onnx.load(str(out / "onnx" / "model_fp16.onnx")).graph
     assert {i.type.tensor_type.elem_type for i in graph.input} == {onnx.TensorProto.INT64}
     assert graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
