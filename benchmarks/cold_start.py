@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+
+from common import environment
 
 CHILD = r"""
 import json, resource, sys, time
@@ -47,7 +50,8 @@ def main() -> None:
     keys = ["import_s", "load_s", "first_prediction_s", "total_s", "process_wall_s", "peak_rss_mb"]
     medians = {k: round(statistics.median(r[k] for r in runs), 3) for k in keys}
     print(json.dumps({"bundle": args.bundle, "variant": args.variant or "default", "runs": args.runs,
-                      "median": medians, "torch_loaded": any(r["torch_loaded"] for r in runs)}, indent=2))
+                      "median": medians, "torch_loaded": any(r["torch_loaded"] for r in runs),
+                      "environment": environment(os.cpu_count() or 1)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from common import sick_test
+from common import environment, machine_line, sick_test
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import make_batches
 
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     data = sick_test()
+    print(machine_line(environment(args.threads)))
     for variant in args.variant.split(","):
         clf = ZeroShotClassifier.from_pretrained(args.bundle, variant=variant)
         tokenizer = clf._tokenizer  # the runtime's own pair encoding, so batches match real use
