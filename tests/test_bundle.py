@@ -157,34 +157,73 @@ def test_max_length_can_be_lowered_not_raised(bert_bundle):
         ZeroShotClassifier.from_pretrained(bert_bundle, max_length=100_000)
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hub_file(cache: Path, repo_id: str, remote: Path, relative: str) -> Path:
+    """Put one file into a Hugging Face cache the way huggingface_hub does: a blob named by its
+    hash, and a relative symlink to it from snapshots/<commit>/<relative>."""
+    import hashlib
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    data = (remote / relative).read_bytes()
+    blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    blob.write_bytes(data)
+    link = repo / "snapshots" / COMMIT / relative
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(Path(*[".."] * (len(Path(relative).parts) + 1), "blobs", blob.name))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(COMMIT)
+    return link
+
+
 class FakeHub:
-    """Stands in for huggingface_hub.snapshot_download over a local 'remote' repo."""
+    """Stands in for the Hub API (model_info) and hf_hub_download over a local 'remote' repo,
+    filling a real cache layout; records each file fetched and the timeouts passed."""
 
     def __init__(self, remote: Path, cache: Path):
-        self.remote, self.cache, self.calls = remote, cache, []
+        self.remote, self.cache, self.fetched, self.timeouts = remote, cache, [], []
 
-    def __call__(self, repo_id, *, allow_patterns, revision, cache_dir, local_files_only):
-        from fnmatch import fnmatch
+    def install(self, monkeypatch):
+        import huggingface_hub
+        from types import SimpleNamespace
 
-        self.calls.append(list(allow_patterns))
-        for path in self.remote.rglob("*"):
-            relative = path.relative_to(self.remote).as_posix()
-            if path.is_file() and any(fnmatch(relative, p) for p in allow_patterns):
-                (self.cache / relative).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, self.cache / relative)
-        return str(self.cache)
+        files = [p.relative_to(self.remote).as_posix() for p in self.remote.rglob("*") if p.is_file()]
+
+        def model_info(api, repo_id, *, revision=None, timeout=None, **kwargs):
+            self.timeouts.append(("model_info", timeout))
+            return SimpleNamespace(sha=COMMIT, siblings=[SimpleNamespace(rfilename=f) for f in files])
+
+        def hf_hub_download(repo_id, filename, *, revision, cache_dir, etag_timeout):
+            assert revision == COMMIT  # pinned to the commit model_info returned
+            self.fetched.append(filename)
+            self.timeouts.append(("download", etag_timeout))
+            return str(hub_file(self.cache, repo_id, self.remote, filename))
+
+        monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+        return self
 
 
 def test_hub_download_fetches_metadata_then_only_the_chosen_variant(bert_bundle, tmp_path, monkeypatch):
-    import huggingface_hub
-
-    hub = FakeHub(bert_bundle, tmp_path / "snapshot")
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
-    clf = ZeroShotClassifier.from_pretrained("org/tiny-bert-zeroshot")
+    hub = FakeHub(bert_bundle, tmp_path / "cache").install(monkeypatch)
+    clf = ZeroShotClassifier.from_pretrained("org/tiny-bert-zeroshot", hub_timeout=3.5)
     assert clf.variant == "int8"
-    assert len(hub.calls) == 2 and "zsl_onnx.json" in hub.calls[0]
-    assert hub.calls[1] == ["onnx/model_quantized.onnx"]
-    assert not (tmp_path / "snapshot" / "onnx" / "model.onnx").exists()
+    assert hub.fetched[:4] == ["zsl_onnx.json", "config.json", "tokenizer.json", "tokenizer_config.json"]
+    assert hub.fetched[-1] == "onnx/model_quantized.onnx" and "onnx/model.onnx" not in hub.fetched
+    assert {timeout for _, timeout in hub.timeouts} == {3.5}  # every call bounded
+    snapshot = tmp_path / "cache" / "models--org--tiny-bert-zeroshot" / "snapshots" / COMMIT
+    assert (snapshot / "onnx" / "model_quantized.onnx").is_symlink()  # read through the cache's links
+
+
+def test_hub_calls_have_a_default_timeout(bert_bundle, tmp_path, monkeypatch):
+    from zsl_onnx._hub import DEFAULT_HUB_TIMEOUT
+
+    hub = FakeHub(bert_bundle, tmp_path / "cache").install(monkeypatch)
+    ZeroShotClassifier.from_pretrained("org/tiny-bert-zeroshot", variant="fp32")
+    assert {timeout for _, timeout in hub.timeouts} == {DEFAULT_HUB_TIMEOUT} and DEFAULT_HUB_TIMEOUT > 0
 
 
 def test_hub_failure_becomes_a_bundle_error(monkeypatch):
@@ -199,19 +238,13 @@ def test_hub_failure_becomes_a_bundle_error(monkeypatch):
 
 
 def test_hub_repo_without_manifest_is_listed_and_fetches_one_file(bert_bundle, tmp_path, monkeypatch):
-    import huggingface_hub
-
     remote = tmp_path / "remote"
     shutil.copytree(bert_bundle, remote)
     (remote / "zsl_onnx.json").unlink()  # an onnx-community style repo
-    hub = FakeHub(remote, tmp_path / "snapshot")
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
-    listed = [p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file()]
-    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda repo_id, revision=None: listed)
+    hub = FakeHub(remote, tmp_path / "cache").install(monkeypatch)
     clf = ZeroShotClassifier.from_pretrained("onnx-community/tiny-bert", variant="fp32")
     assert clf.variant == "fp32"
-    assert hub.calls[1] == ["onnx/model.onnx", "onnx/model.onnx_data", "onnx/model.onnx.data"]
-    assert not (tmp_path / "snapshot" / "onnx" / "model_quantized.onnx").exists()
+    assert hub.fetched[-1] == "onnx/model.onnx" and "onnx/model_quantized.onnx" not in hub.fetched
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,34 @@ Layouts understood (first match wins):
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._exceptions import BundleError, ChecksumMismatchError, InvalidInputError
+from ._hub import DEFAULT_HUB_TIMEOUT
+from ._hub import download as hub_download
+from ._manifest import MANIFEST_FORMAT, MANIFEST_VERSION, VARIANTS, check_config, check_manifest
+from ._paths import bundle_file, optional_bundle_file, read_bundle_json
+
+__all__ = [
+    "DEFAULT_HUB_TIMEOUT",
+    "MANIFEST",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "METADATA_FILES",
+    "VARIANTS",
+    "Bundle",
+    "VariantFile",
+    "download",
+    "pick_variant",
+    "read_bundle",
+    "read_json",
+    "sha256_file",
+]
 
 MANIFEST = "zsl_onnx.json"
-MANIFEST_FORMAT = "zsl-onnx-bundle"
-MANIFEST_VERSION = 1
-VARIANTS = ("fp32", "int8", "fp16")
 METADATA_FILES = (
     MANIFEST,
     "config.json",
@@ -29,6 +45,8 @@ METADATA_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
 )
+# The metadata files the runtime reads; verify=True checks each one the manifest lists.
+_READ_METADATA = ("config.json", "tokenizer.json", "tokenizer_config.json")
 # Where each variant lives in layouts without a manifest, in order of preference.
 _LAYOUT_FILES: dict[str, tuple[str, ...]] = {
     "fp32": ("onnx/model.onnx", "model.onnx"),
@@ -51,20 +69,24 @@ class VariantFile:
 
     def verify(self) -> None:
         """Compare size and sha256 with the manifest: catches truncated or swapped files."""
-        if not self.path.is_file():
-            raise BundleError(
-                f"The {self.name} model file {self.path} is missing; re-download or re-export the bundle."
-            )
-        if self.size is not None and self.path.stat().st_size != self.size:
-            raise ChecksumMismatchError(
-                f"{self.path} is {self.path.stat().st_size} bytes but the manifest says {self.size}: "
-                "the file is truncated or was replaced; re-download or re-export the bundle."
-            )
-        if self.sha256 is not None and sha256_file(self.path) != self.sha256:
-            raise ChecksumMismatchError(
-                f"{self.path} does not match the sha256 in {MANIFEST}: the file is corrupt or was "
-                "replaced; re-download or re-export the bundle (or pass verify=False to skip the check)."
-            )
+        check_file(self.path, self.size, self.sha256, what=f"{self.name} model file")
+
+
+def check_file(path: Path, size: int | None, sha256: str | None, *, what: str) -> None:
+    """A bundle file against the size and sha256 its manifest records."""
+    if not path.is_file():
+        raise BundleError(f"The {what} {path} is missing; re-download or re-export the bundle.")
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        raise ChecksumMismatchError(
+            f"{path} is {actual} bytes but the manifest says {size}: the file is truncated or was "
+            "replaced; re-download or re-export the bundle."
+        )
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise ChecksumMismatchError(
+            f"{path} does not match the sha256 in {MANIFEST}: the file is corrupt or was "
+            "replaced; re-download or re-export the bundle (or pass verify=False to skip the check)."
+        )
 
 
 @dataclass(frozen=True)
@@ -76,13 +98,25 @@ class Bundle:
     tokenizer_config: Mapping[str, Any]
     manifest: Mapping[str, Any] | None
     variants: Mapping[str, VariantFile]
+    tokenizer_path: Path | None = None
 
     @property
     def tokenizer_file(self) -> Path:
-        return self.root / "tokenizer.json"
+        return self.tokenizer_path or self.root / "tokenizer.json"
 
     def choose(self, requested: str | None, *, on_gpu: bool) -> VariantFile:
         return self.variants[pick_variant(self.variants, requested, on_gpu=on_gpu, where=str(self.root))]
+
+    def verify(self, variant: VariantFile) -> None:
+        """Check every file the runtime will read for ``variant`` against the manifest."""
+        variant.verify()
+        manifest = self.manifest or {}
+        files = manifest.get("files", {})
+        external = manifest.get("variants", {}).get(variant.name, {}).get("external_data", [])
+        for relative in (*_READ_METADATA, *external):
+            if relative in files:
+                path = bundle_file(self.root, relative, what="file")
+                check_file(path, files[relative]["size"], files[relative]["sha256"], what=relative)
 
 
 def pick_variant(
@@ -120,33 +154,30 @@ def sha256_file(path: Path) -> str:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            data = json.load(handle)
-    except FileNotFoundError:
-        raise BundleError(f"{path} is missing; a model directory needs it.") from None
-    except (OSError, ValueError) as exc:
-        raise BundleError(f"{path} is not valid JSON ({exc}); the bundle is corrupt.") from exc
-    if not isinstance(data, dict):
-        raise BundleError(f"{path} should hold a JSON object; the bundle is corrupt.")
-    return data
+    """A JSON object from a regular file of bounded size (config.json and the like)."""
+    return read_bundle_json(Path(path), what=str(path), advice="a model directory needs it as a valid JSON object.")
 
 
 def read_bundle(root: Path) -> Bundle:
-    """Read a local model directory in any of the three layouts."""
+    """Read a local model directory in any of the three layouts; every path checked first."""
     if not root.is_dir():
         raise BundleError(f"{root} is not a directory.")
-    config = read_json(root / "config.json")
-    tokenizer_config = read_json(root / "tokenizer_config.json") if (root / "tokenizer_config.json").exists() else {}
-    if not (root / "tokenizer.json").is_file():
+    config = read_bundle_json(bundle_file(root, "config.json", what="config file"), what=f"{root / 'config.json'}")
+    check_config(config)
+    tokenizer_config_path = optional_bundle_file(root, "tokenizer_config.json", what="tokenizer config")
+    tokenizer_config = {} if tokenizer_config_path is None else read_bundle_json(
+        tokenizer_config_path, what=f"{root / 'tokenizer_config.json'}"
+    )
+    tokenizer = optional_bundle_file(root, "tokenizer.json", what="tokenizer file")
+    if tokenizer is None:
         raise BundleError(
             f"{root} has no tokenizer.json; zsl-onnx needs a fast tokenizer file. "
             "Export the model with zsl-export, which converts sentencepiece tokenizers."
         )
-    manifest_path = root / MANIFEST
-    if manifest_path.exists():
-        manifest = read_json(manifest_path)
-        variants = _variants_from_manifest(root, manifest)
+    manifest_path = optional_bundle_file(root, MANIFEST, what="manifest")
+    if manifest_path is not None:
+        manifest: dict[str, Any] | None = read_bundle_json(manifest_path, what=f"{root / MANIFEST}")
+        variants = _variants_from_manifest(root, manifest, config)
     else:
         manifest = None
         variants = _variants_from_layout(root)
@@ -155,34 +186,38 @@ def read_bundle(root: Path) -> Bundle:
             f"{root} holds no ONNX model: looked for {MANIFEST}, onnx/model*.onnx and model.onnx. "
             "Export the model first: zsl-export MODEL_ID -o DIR."
         )
-    return Bundle(root, config, tokenizer_config, manifest, variants)
+    return Bundle(root, config, tokenizer_config, manifest, variants, tokenizer)
 
 
-def _variants_from_manifest(root: Path, manifest: Mapping[str, Any]) -> dict[str, VariantFile]:
-    if manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("variants"), dict):
-        raise BundleError(f"{root / MANIFEST} is not a zsl-onnx manifest; the bundle is corrupt.")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > MANIFEST_VERSION:
-        raise BundleError(
-            f"{root / MANIFEST} has format_version {version!r}; this zsl-onnx reads up to "
-            f"{MANIFEST_VERSION}. Upgrade zsl-onnx."
-        )
+def _variants_from_manifest(root: Path, manifest: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, VariantFile]:
+    """Checked entries; each path must stay inside the bundle (a variant not fetched may be absent)."""
+    check_manifest(manifest, config)
+    for relative in manifest.get("files", {}):
+        optional_bundle_file(root, relative, what="file")
     variants = {}
     for name, entry in manifest["variants"].items():
         variants[name] = VariantFile(
             name=name,
-            path=root / entry["file"],
+            path=_inside(root, entry["file"], f"{name} model file"),
             size=entry.get("size"),
             sha256=entry.get("sha256"),
-            external_data=tuple(root / p for p in entry.get("external_data", [])),
+            external_data=tuple(_inside(root, p, f"{name} external data file") for p in entry.get("external_data", [])),
             fidelity=entry.get("fidelity", {}),
         )
     return variants
 
 
+def _inside(root: Path, relative: str, what: str) -> Path:
+    """The checked real path, or (not there yet) the plain path under root."""
+    return optional_bundle_file(root, relative, what=what) or root / relative
+
+
 def _variants_from_layout(root: Path) -> dict[str, VariantFile]:
-    found = _layout_files(lambda relative: (root / relative).is_file())
-    return {name: VariantFile(name=name, path=root / relative) for name, relative in found.items()}
+    found = _layout_files(lambda relative: optional_bundle_file(root, relative, what="model file") is not None)
+    return {
+        name: VariantFile(name=name, path=bundle_file(root, relative, what="model file"))
+        for name, relative in found.items()
+    }
 
 
 def _layout_files(exists: Callable[[str], bool]) -> dict[str, str]:
@@ -207,51 +242,29 @@ def download(
     revision: str | None,
     cache_dir: str | Path | None,
     local_files_only: bool,
+    timeout: float | None = DEFAULT_HUB_TIMEOUT,
 ) -> Path:
     """Fetch only what one variant needs from the Hub: metadata first, then one ONNX file."""
-    from huggingface_hub import snapshot_download  # deferred: it costs ~0.1 s of import time
-
-    common = {
-        "repo_id": repo_id,
-        "revision": revision,
-        "cache_dir": cache_dir,
-        "local_files_only": local_files_only,
-    }
-    try:
-        root = Path(snapshot_download(allow_patterns=list(METADATA_FILES), **common))
-        if (root / MANIFEST).exists():
-            manifest = read_json(root / MANIFEST)
-            variants = _variants_from_manifest(root, manifest)
-            chosen = variants[pick_variant(variants, variant, on_gpu=on_gpu, where=repo_id)]
-            patterns = [p.relative_to(root).as_posix() for p in (chosen.path, *chosen.external_data)]
-        else:
-            files = _remote_layout_files(repo_id, revision, variant, on_gpu, local_files_only)
-            patterns = [p for relative in files for p in _with_external_data(relative)]
-        return Path(snapshot_download(allow_patterns=patterns, **common))
-    except BundleError:
-        raise
-    except Exception as exc:  # hub errors: offline, 404, gated, auth; all need the same advice
-        raise BundleError(
-            f"Cannot fetch {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
-            "If the hub is unreachable, pass a local directory exported with zsl-export instead."
-        ) from exc
+    return hub_download(
+        repo_id, metadata=METADATA_FILES, choose=_files_to_fetch, variant=variant, on_gpu=on_gpu,
+        revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, timeout=timeout,
+    )
 
 
-def _remote_layout_files(
-    repo_id: str, revision: str | None, variant: str | None, on_gpu: bool, local_files_only: bool
-) -> list[str]:
-    """Pick the ONNX file of a manifest-less repo from its file list, so one file is fetched."""
-    if local_files_only:
-        # No listing offline: accept any conventional path; the cache holds what it holds.
-        names = [variant] if variant else (["fp16", "fp32"] if on_gpu else ["int8", "fp32"])
-        return [f for name in names for f in _LAYOUT_FILES[name]]
-    from huggingface_hub import list_repo_files
-
-    files = set(list_repo_files(repo_id, revision=revision))
-    found = _layout_files(files.__contains__)
+def _files_to_fetch(root: Path, files: set[str] | None, variant: str | None, on_gpu: bool, where: str) -> list[str]:
+    """The chosen variant's files: from the fetched manifest, else from the repo's file list."""
+    manifest_path = optional_bundle_file(root, MANIFEST, what="manifest")
+    if manifest_path is not None:
+        manifest = read_bundle_json(manifest_path, what=f"{where}'s {MANIFEST}")
+        config_path = optional_bundle_file(root, "config.json", what="config file")
+        config = read_bundle_json(config_path, what=f"{where}'s config.json") if config_path else {}
+        variants = _variants_from_manifest(root, manifest, config)
+        entry = manifest["variants"][pick_variant(variants, variant, on_gpu=on_gpu, where=where)]
+        return [entry["file"], *entry.get("external_data", [])]
+    found = _layout_files((files or set()).__contains__)
     if not found:
         raise BundleError(
-            f"{repo_id!r} on the Hub holds no ONNX model (looked for {MANIFEST}, onnx/model*.onnx, "
+            f"{where!r} on the Hub holds no ONNX model (looked for {MANIFEST}, onnx/model*.onnx, "
             "model.onnx). Export it yourself: zsl-export MODEL_ID -o DIR."
         )
-    return [found[pick_variant(found, variant, on_gpu=on_gpu, where=repo_id)]]
+    return _with_external_data(found[pick_variant(found, variant, on_gpu=on_gpu, where=where)])

@@ -10,7 +10,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import onnxruntime as ort
 
-from ._bundle import download, read_bundle
+from ._bundle import DEFAULT_HUB_TIMEOUT, download, read_bundle
 from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
 from ._inference import run_encodings
@@ -75,6 +75,7 @@ class ZeroShotClassifier:
         max_length: int | None = None,
         max_batch_tokens: int | Literal["auto"] | None = "auto",
         verify: bool = True,
+        hub_timeout: float | None = DEFAULT_HUB_TIMEOUT,
     ) -> ZeroShotClassifier:
         """Load a bundle from a local directory or a Hugging Face Hub repo id.
 
@@ -83,6 +84,7 @@ class ZeroShotClassifier:
         to trade accuracy on long texts for speed. ``max_batch_tokens`` caps the padded tokens of
         one micro-batch ("auto": 512 on CPU, no cap on GPU providers; None: no cap). ``verify`` checks file sizes and sha256
         against the manifest, catching truncated downloads before they give wrong answers.
+        ``hub_timeout`` bounds each Hugging Face Hub request, in seconds.
         """
         on_gpu = any(provider_name(p) != "CPUExecutionProvider" for p in providers or ())
         root = _local_dir(path_or_repo_id)
@@ -94,11 +96,12 @@ class ZeroShotClassifier:
                 revision=revision,
                 cache_dir=cache_dir,
                 local_files_only=local_files_only,
+                timeout=hub_timeout,
             )
         bundle = read_bundle(root)
         chosen = bundle.choose(variant, on_gpu=on_gpu)
         if verify:
-            chosen.verify()
+            bundle.verify(chosen)
         manifest = bundle.manifest or {}
         labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
         limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)

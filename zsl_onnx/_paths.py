@@ -29,11 +29,15 @@ _CORRUPT = "the bundle is corrupt: re-download or re-export it."
 
 
 def bundle_file(root: Path, relative: object, *, what: str) -> Path:
-    """The real path of ``root/relative`` after checking that it is a regular file inside root."""
+    """``root/relative`` once checked to be a regular file inside root (links resolved for the check).
+
+    The path returned is the one under root, not its resolved target: ONNX Runtime looks for
+    external data beside the path it is given, which in a Hub snapshot is the link.
+    """
     path = optional_bundle_file(root, relative, what=what)
     if path is None:
         raise BundleError(
-            f"The {what} {relative!r} is missing from {root}; re-download or re-export the bundle."
+            f"{relative} is missing from {root}; a model directory needs this {what} (re-download or re-export the bundle)."
         )
     return path
 
@@ -59,7 +63,7 @@ def optional_bundle_file(root: Path, relative: object, *, what: str) -> Path | N
         raise BundleError(
             f"The {what} {relative!r} in {root} is not a regular file; re-download or re-export the bundle."
         )
-    return real
+    return candidate
 
 
 def _checked_parts(root: Path, relative: object, what: str) -> tuple[str, ...]:

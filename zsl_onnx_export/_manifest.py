@@ -39,6 +39,7 @@ def write_manifest(job: ExportJob) -> None:
         "max_length": job.max_length,
         "inputs": graph_inputs(job.path(FP32_FILE)),
         "variants": {"fp32": fp32, **job.variants},
+        "files": file_digests(job.staging, [fp32, *job.variants.values()]),
         "validation": {
             "enabled": options.validate,
             "atol": options.atol,
@@ -61,6 +62,13 @@ def variant_entry(staging: Path, relative: str, result: Comparison, *, validated
         "external_data": [p.relative_to(staging).as_posix() for p in external_files(path)],
         "fidelity": {"reference": "pytorch-fp32", "validated": validated, **result.to_json()},
     }
+
+
+def file_digests(staging: Path, variants: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every other file the runtime reads, so verify=True covers them all."""
+    names = [name for name in ("config.json", "tokenizer.json", "tokenizer_config.json") if (staging / name).is_file()]
+    names += [relative for entry in variants for relative in entry["external_data"]]
+    return {name: {"size": (staging / name).stat().st_size, "sha256": sha256_file(staging / name)} for name in names}
 
 
 def graph_inputs(model_path: Path) -> list[str]:
