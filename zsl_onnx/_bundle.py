@@ -104,6 +104,12 @@ class Bundle:
     def tokenizer_file(self) -> Path:
         return self.tokenizer_path or self.root / "tokenizer.json"
 
+    @property
+    def kind(self) -> str:
+        """The bundle's kind (checked with the manifest): "nli", also for bundles without the
+        field, or "embedding"."""
+        return str((self.manifest or {}).get("kind", "nli"))
+
     def choose(self, requested: str | None, *, on_gpu: bool) -> VariantFile:
         return self.variants[pick_variant(self.variants, requested, on_gpu=on_gpu, where=str(self.root))]
 

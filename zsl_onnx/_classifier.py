@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ._bundle import DEFAULT_HUB_TIMEOUT, download, read_bundle
+from ._embedding import EmbeddingScorer, load_embedding_scorer
 from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
 from ._inference import run_encodings
@@ -28,19 +29,22 @@ _PAIRS_IN_FLIGHT = 4096
 
 
 class ZeroShotClassifier:
-    """Zero-shot text classification with an NLI cross-encoder on ONNX Runtime.
+    """Zero-shot text classification on ONNX Runtime, with an NLI cross-encoder or an embedding model.
 
     Build one with :meth:`from_pretrained`. Calling it returns what
     ``transformers.pipeline("zero-shot-classification")`` returns for the same model.
-    Instances hold no mutable state: one classifier may serve several threads at once.
+    An NLI bundle needs ``tokenizer``, ``session`` and ``labels``; an embedding bundle needs
+    ``embedding`` instead (see :mod:`._embedding`). One classifier may serve several threads
+    at once (the embedding path's label cache is locked).
     """
 
     def __init__(
         self,
-        tokenizer: PairTokenizer,
-        session: LogitsSession,
-        labels: LabelSpec,
+        tokenizer: PairTokenizer | None = None,
+        session: LogitsSession | None = None,
+        labels: LabelSpec | None = None,
         *,
+        embedding: EmbeddingScorer | None = None,
         hypothesis_template: str = DEFAULT_TEMPLATE,
         variant: str = "fp32",
         fidelity: Mapping[str, Any] | None = None,
@@ -52,7 +56,16 @@ class ZeroShotClassifier:
             raise InvalidInputError(
                 f"max_batch_tokens must be a positive integer or None (no cap), not {max_batch_tokens!r}."
             )
+        if (embedding is None) == (tokenizer is None or session is None or labels is None) or (
+            embedding is not None and (tokenizer, session, labels) != (None, None, None)
+        ):
+            raise InvalidInputError(
+                "Pass either tokenizer, session and labels (an NLI model) or embedding= (an embedding model)."
+            )
         self.max_batch_tokens = max_batch_tokens
+        if embedding is not None:
+            embedding.max_batch_tokens = max_batch_tokens
+        self._embedding = embedding
         self._tokenizer = tokenizer
         self._session = session
         self.labels = labels
@@ -103,6 +116,19 @@ class ZeroShotClassifier:
         if verify:
             bundle.verify(chosen)
         manifest = bundle.manifest or {}
+        gpu_cap = None if on_gpu else CPU_MAX_BATCH_TOKENS
+        if bundle.kind == "embedding":
+            scorer = load_embedding_scorer(
+                bundle, chosen.path, max_length=max_length, providers=providers, threads=threads,
+                session_options=session_options,
+            )
+            return cls(
+                embedding=scorer,
+                hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
+                variant=chosen.name,
+                fidelity=chosen.fidelity,
+                max_batch_tokens=gpu_cap if max_batch_tokens == "auto" else max_batch_tokens,
+            )
         labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
         limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
         if max_length is not None and (not isinstance(max_length, int) or not 8 <= max_length <= limit):
@@ -125,15 +151,26 @@ class ZeroShotClassifier:
             hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
             variant=chosen.name,
             fidelity=chosen.fidelity,
-            max_batch_tokens=(None if on_gpu else CPU_MAX_BATCH_TOKENS) if max_batch_tokens == "auto" else max_batch_tokens,
+            max_batch_tokens=gpu_cap if max_batch_tokens == "auto" else max_batch_tokens,
         )
 
     @property
+    def kind(self) -> str:
+        """The bundle's kind: "nli" (scores each text-label pair) or "embedding" (cosines of vectors)."""
+        return "embedding" if self._embedding is not None else "nli"
+
+    @property
     def max_length(self) -> int:
+        if self._embedding is not None:
+            return self._embedding.tokenizer.max_length
+        assert self._tokenizer is not None
         return self._tokenizer.max_length
 
     @property
     def providers(self) -> list[str]:
+        if self._embedding is not None:
+            return self._embedding.session.providers
+        assert self._session is not None
         return self._session.providers
 
     def __repr__(self) -> str:
@@ -204,8 +241,33 @@ class ZeroShotClassifier:
                 f"Got {len(premise_list)} premises but {len(hypothesis_list)} hypotheses; "
                 "pair_logits needs one hypothesis per premise."
             )
+        if self._embedding is not None:
+            raise InvalidInputError("pair_logits needs an NLI bundle; this is an embedding bundle (see similarities()).")
         index = np.arange(len(premise_list))
         return self._run(premise_list, hypothesis_list, np.stack([index, index], axis=1), batch_size)
+
+    def similarities(
+        self,
+        sequences: str | Sequence[str],
+        candidate_labels: str | Sequence[str],
+        hypothesis_template: str | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> np.ndarray:
+        """Raw cosine similarities [texts, labels] of an embedding bundle, labels in the order given."""
+        texts, _ = parse_sequences(sequences)
+        labels = parse_labels(candidate_labels)
+        hypotheses = build_hypotheses(labels, hypothesis_template if hypothesis_template is not None else self.hypothesis_template)
+        return self._embedder().cosines(texts, hypotheses, batch_size=_batch_size(batch_size))
+
+    def embed(self, sequences: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Sentence vectors [texts, dim] of an embedding bundle (pooled, and normalized if the model does)."""
+        texts, _ = parse_sequences(sequences)
+        return self._embedder().embed(texts, batch_size=_batch_size(batch_size))
+
+    def _embedder(self) -> EmbeddingScorer:
+        if self._embedding is None:
+            raise InvalidInputError("similarities() and embed() need an embedding bundle; this is an NLI bundle.")
+        return self._embedding
 
     def _label_scores(
         self,
@@ -216,6 +278,10 @@ class ZeroShotClassifier:
         batch_size: int,
     ) -> np.ndarray:
         hypotheses = build_hypotheses(labels, template if template is not None else self.hypothesis_template)
+        if self._embedding is not None:
+            return self._embedding.label_scores(
+                texts, hypotheses, multi_label=multi_label, batch_size=_batch_size(batch_size)
+            )
         grid = np.stack(
             np.meshgrid(np.arange(len(texts)), np.arange(len(labels)), indexing="ij"), axis=-1
         ).reshape(-1, 2)
@@ -227,8 +293,8 @@ class ZeroShotClassifier:
         self, premises: list[str], hypotheses: list[str], index_pairs: np.ndarray, batch_size: int
     ) -> np.ndarray:
         """Logits for (premise index, hypothesis index) rows, in row order."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
+        _batch_size(batch_size)
+        assert self._tokenizer is not None and self._session is not None and self.labels is not None
         hypothesis_encodings = self._tokenizer.encode_hypotheses(hypotheses)
         premise_encodings = self._tokenizer.encode_premises(premises)
         n_classes = len(self.labels.names)
@@ -252,6 +318,12 @@ class ZeroShotClassifier:
                 )
             out[start : start + len(chunk)] = logits
         return out
+
+
+def _batch_size(batch_size: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
+    return batch_size
 
 
 def _local_dir(path_or_repo_id: str | Path) -> Path | None:

@@ -15,11 +15,24 @@ from typing import Any
 from ._exceptions import BundleError, InvalidInputError, NoEntailmentLabelError
 from ._hypotheses import check_template
 from ._labels import resolve_labels
+from ._pooling import PoolingConfig
+from ._similarity import Scoring
 
-__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "VARIANTS", "check_config", "check_manifest", "model_positions"]
+__all__ = [
+    "EMBEDDING_MANIFEST_VERSION",
+    "MANIFEST_FORMAT",
+    "MANIFEST_VERSION",
+    "VARIANTS",
+    "check_config",
+    "check_manifest",
+    "model_positions",
+]
 
 MANIFEST_FORMAT = "zsl-onnx-bundle"
 MANIFEST_VERSION = 1
+# Embedding bundles say 2, so that a zsl-onnx without embedding support refuses them with
+# "upgrade" instead of failing on the missing logits output.
+EMBEDDING_MANIFEST_VERSION = 2
 VARIANTS = ("fp32", "int8", "fp16")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Families whose learned positions start after padding_idx (RoBERTa's offset of pad_id + 1).
@@ -33,10 +46,11 @@ def check_manifest(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> No
     if manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("variants"), dict):
         _bad("it is not a zsl-onnx manifest (format or variants missing)")
     version = manifest.get("format_version")
-    if not _is_int(version) or version < 1 or version > MANIFEST_VERSION:
+    newest = EMBEDDING_MANIFEST_VERSION if manifest.get("kind") == "embedding" else MANIFEST_VERSION
+    if not _is_int(version) or version < 1 or version > newest:
         raise BundleError(
             f"zsl_onnx.json has format_version {version!r}; this zsl-onnx reads 1 to "
-            f"{MANIFEST_VERSION}. Upgrade zsl-onnx."
+            f"{newest}. Upgrade zsl-onnx."
         )
     kind = manifest.get("kind", "nli")
     if kind not in CHECKS_BY_KIND:
@@ -156,6 +170,21 @@ def _check_digest(entry: Mapping[str, Any], where: str) -> None:
         _bad(f"{where}: sha256 {digest!r} is not 64 lowercase hex digits")
 
 
+def _check_embedding(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Pooling, prompts and score calibration of an embedding bundle (parsed as the runtime will)."""
+    entry = manifest.get("embedding")
+    if not isinstance(entry, dict):
+        _bad("kind 'embedding' needs an 'embedding' object")
+    try:
+        PoolingConfig.from_json(entry.get("pooling"))
+        Scoring.from_json(entry.get("scoring", {}))
+    except BundleError as exc:
+        _bad(str(exc).rstrip("."))
+    prompts = entry.get("prompts", {})
+    if not isinstance(prompts, dict) or not all(isinstance(prompts.get(k, ""), str) for k in ("text", "label")):
+        _bad("embedding.prompts must map 'text' and 'label' to strings")
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -166,4 +195,5 @@ def _bad(problem: str) -> Any:
 
 CHECKS_BY_KIND: dict[str, tuple[Check, ...]] = {
     "nli": (_check_labels, _check_max_length, _check_template, _check_variants, _check_files),
+    "embedding": (_check_max_length, _check_template, _check_variants, _check_files, _check_embedding),
 }

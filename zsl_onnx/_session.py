@@ -34,24 +34,34 @@ class InferenceSessionLike(Protocol):
     def run(self, output_names: list[str], input_feed: dict[str, np.ndarray]) -> list[Any]: ...
 
 
+def input_feed_spec(session: InferenceSessionLike) -> list[tuple[str, type[np.integer[Any]]]]:
+    """(name, dtype) of each graph input, checked against what a :class:`Batch` can fill."""
+    spec: list[tuple[str, type[np.integer[Any]]]] = []
+    for node in session.get_inputs():
+        if node.name not in _KNOWN_INPUTS:
+            raise BundleError(
+                f"The ONNX graph has an input {node.name!r} that zsl-onnx cannot fill "
+                f"(it feeds {', '.join(_KNOWN_INPUTS)}). Re-export the model with zsl-export."
+            )
+        if node.type not in _DTYPES:
+            raise BundleError(
+                f"The ONNX graph's input {node.name!r} has type {node.type}; "
+                "expected int64 or int32 token ids."
+            )
+        spec.append((node.name, _DTYPES[node.type]))
+    return spec
+
+
+def build_feed(spec: list[tuple[str, type[np.integer[Any]]]], batch: Batch) -> dict[str, np.ndarray]:
+    return {name: getattr(batch, name).astype(dtype, copy=False) for name, dtype in spec}
+
+
 class LogitsSession:
     """Feeds :class:`Batch` objects to a session and returns float32 logits."""
 
     def __init__(self, session: InferenceSessionLike) -> None:
         self._session = session
-        self._feed_spec: list[tuple[str, type[np.integer[Any]]]] = []
-        for node in session.get_inputs():
-            if node.name not in _KNOWN_INPUTS:
-                raise BundleError(
-                    f"The ONNX graph has an input {node.name!r} that zsl-onnx cannot fill "
-                    f"(it feeds {', '.join(_KNOWN_INPUTS)}). Re-export the model with zsl-export."
-                )
-            if node.type not in _DTYPES:
-                raise BundleError(
-                    f"The ONNX graph's input {node.name!r} has type {node.type}; "
-                    "expected int64 or int32 token ids."
-                )
-            self._feed_spec.append((node.name, _DTYPES[node.type]))
+        self._feed_spec = input_feed_spec(session)
         outputs = [node.name for node in session.get_outputs()]
         if LOGITS not in outputs:
             raise BundleError(
@@ -68,8 +78,7 @@ class LogitsSession:
         return list(self._session.get_providers())
 
     def run(self, batch: Batch) -> np.ndarray:
-        feed = {name: getattr(batch, name).astype(dtype, copy=False) for name, dtype in self._feed_spec}
-        (logits,) = self._session.run([LOGITS], feed)
+        (logits,) = self._session.run([LOGITS], build_feed(self._feed_spec, batch))
         return np.asarray(logits, dtype=np.float32)
 
 

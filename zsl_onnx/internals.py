@@ -6,15 +6,20 @@ stay free to change. Everything named here is covered by the runtime's tests.
 """
 
 from ._batching import Batch, make_batches
-from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_json, sha256_file
+from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, read_json, sha256_file
+from ._manifest import EMBEDDING_MANIFEST_VERSION
+from ._embedding import load_embedding_scorer
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
 from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
+from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
+from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
 
 __all__ = [
     "DEFAULT_TEMPLATE",
+    "EMBEDDING_MANIFEST_VERSION",
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
@@ -22,13 +27,21 @@ __all__ = [
     "LabelSpec",
     "LogitsSession",
     "PairTokenizer",
+    "PoolingConfig",
+    "Scoring",
     "RunBatch",
     "build_hypotheses",
+    "cosine_matrix",
     "create_session",
+    "load_embedding_scorer",
     "make_batches",
+    "modes_from_sentence_transformers",
+    "pool",
+    "read_bundle",
     "read_json",
     "resolve_labels",
     "resolve_max_length",
     "run_encodings",
+    "similarity_scores",
     "sha256_file",
 ]

@@ -16,6 +16,7 @@ from typing import Any
 
 from zsl_onnx.internals import DEFAULT_TEMPLATE
 
+from ._embedding_export import EMBEDDING_STEPS, load_sentence_transformer
 from ._fp16 import convert_to_fp16
 from ._fp32 import export_fp32, rewrite_head_token, validate_fp32
 from ._guard import GuardReport
@@ -24,6 +25,7 @@ from ._job import ExportJob, ExportOptions, Progress, Step
 from ._manifest import write_manifest
 from ._quantize import BASE_CANDIDATES, QuantConfig
 from ._source import check_request, load_nli, resolve_source
+from ._st_source import materialized
 from ._staging import move_into_place, staging_dir
 
 # Per source kind: the load step (before anything is written), then the steps that build the
@@ -31,12 +33,14 @@ from ._staging import move_into_place, staging_dir
 PIPELINES: dict[str, tuple[Step, tuple[Step, ...]]] = {
     "nli": (load_nli, (export_fp32, validate_fp32, rewrite_head_token, quantize_int8, convert_to_fp16,
                        write_manifest)),
+    "embedding": (load_sentence_transformer, EMBEDDING_STEPS),
 }
 
 
 def source_kind(source: Path) -> str:
-    """Which pipeline exports the model in ``source``."""
-    return "nli"
+    """Which pipeline exports the model in ``source``: a sentence-transformers model (it has
+    modules.json) gives an embedding bundle."""
+    return "embedding" if (source / "modules.json").is_file() else "nli"
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ def export_bundle(
 ) -> ExportResult:
     """Export ``model`` (a Hub id or a local transformers directory) to a bundle in ``output``.
 
+    A sentence-transformers model (a directory with modules.json, a .zip of one, or
+    ``package:<module>``, an installed package that ships model.zip) gives an embedding bundle.
+
     Validation is on by default: fp32 logits must match PyTorch within ``atol`` on built-in
     pairs or the export fails. int8 is kept only if a candidate agrees with fp32 on at least
     ``min_agreement`` of held-out calibration pairs (``keep_lossy_int8`` keeps the best one
@@ -84,9 +91,10 @@ def export_bundle(
     job = ExportJob(options, progress or _silent, calibration=check_request(options))
     started = time.perf_counter()
     job.stage("load", f"resolving {model}")
-    job.source, job.resolved_revision = resolve_source(model, revision, trust_remote_code, cache_dir)
-    load, steps = PIPELINES[source_kind(job.source)]
-    load(job)
+    with materialized(model, options.output.parent) as local:  # a .zip or package: unpacked until loaded
+        job.source, job.resolved_revision = resolve_source(local, revision, trust_remote_code, cache_dir)
+        load, steps = PIPELINES[source_kind(job.source)]
+        load(job)
     with staging_dir(options.output) as job.staging:
         for step in steps:
             step(job)

@@ -16,12 +16,13 @@ from ._job import EXPORTED_FILE, FP32_FILE, ExportJob
 from ._validation import VALIDATION_PAIRS, torch_logits
 
 
-def export_onnx(torch_model: Any, staging: Path) -> None:
-    """Trace ``torch_model`` with optimum-onnx into ``staging/onnx/model.onnx`` (+ external data)."""
+def export_onnx(torch_model: Any, staging: Path, task: str = "text-classification") -> None:
+    """Trace ``torch_model`` with optimum-onnx into ``staging/onnx/model.onnx`` (+ external data);
+    ``task`` "feature-extraction" gives a body whose output is the token vectors."""
     from optimum.exporters.onnx import onnx_export_from_model
 
     with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".optimum-") as tmp:
-        onnx_export_from_model(torch_model, tmp, task="text-classification", do_validation=False)
+        onnx_export_from_model(torch_model, tmp, task=task, do_validation=False)
         (staging / "onnx").mkdir()
         for path in Path(tmp).iterdir():
             if path.name.startswith("model.onnx"):  # the graph and its external data, if any

@@ -83,6 +83,8 @@ class ExportJob:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     guard: GuardReport | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    # embedding bundles: the sentence-transformers modules and what their steps found (see _embedding_export)
+    embedding: Any = None
     _calibration_run: tuple[PairRunner, np.ndarray, float] | None = None
 
     def stage(self, name: str, text: str) -> None:

@@ -37,8 +37,11 @@ def resolve_source(
     """A local directory as is, or a Hub snapshot of just the files an export needs."""
     local = Path(model).expanduser()
     if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise ExportError(f"{local} has no config.json; point at a transformers model directory.")
+        if not (local / "config.json").is_file() and not (local / "modules.json").is_file():
+            raise ExportError(
+                f"{local} has no config.json (nor modules.json); point at a transformers or "
+                "sentence-transformers model directory."
+            )
         return local, revision
     if local.exists() or str(model).startswith((".", "/", "~")):
         raise ExportError(f"{model} is not a model directory, and does not look like a Hub repo id.")

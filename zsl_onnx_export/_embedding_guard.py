@@ -1,0 +1,104 @@
+"""The int8 guard of an embedding bundle: keep an int8 file only if it ranks labels like fp32.
+
+Each candidate quantization is scored through the runtime's own embedding path on the
+built-in calibration texts against several label sets; a candidate passes when its top label
+agrees with fp32's on at least ``min_agreement`` of the (text, label set) decisions. The full
+label order is reported too (share of label pairs ordered as fp32 orders them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zsl_onnx.internals import build_hypotheses, load_embedding_scorer, read_bundle
+
+from ._graph import external_files
+from ._quantize import BASE_CANDIDATES, QuantConfig, quantize
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EmbeddingGuardReport:
+    decisions: int
+    min_agreement: float
+    tried: list[dict[str, Any]] = field(default_factory=list)
+    chosen: dict[str, Any] | None = None
+    kept_lossy: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decisions": self.decisions,
+            "min_agreement": self.min_agreement,
+            "candidates": self.tried,
+            "chosen": None if self.chosen is None else self.chosen["name"],
+            "kept_lossy": self.kept_lossy,
+        }
+
+
+def label_cosines(
+    bundle_dir: Path, model_path: Path, texts: Sequence[str], label_sets: Sequence[Sequence[str]], template: str
+) -> list[np.ndarray]:
+    """Cosines [texts, labels] for each label set, computed by the runtime on ``model_path``."""
+    scorer = load_embedding_scorer(
+        read_bundle(bundle_dir), model_path, max_length=None, providers=None, threads=None, session_options=None
+    )
+    return [scorer.cosines(texts, build_hypotheses(labels, template), batch_size=32) for labels in label_sets]
+
+
+def agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(top-1 agreement, pairwise label-order agreement) of candidate cosines with the reference."""
+    top1 = np.concatenate([r.argmax(axis=1) == c.argmax(axis=1) for r, c in zip(reference, candidate)])
+    pairs = []
+    for r, c in zip(reference, candidate):
+        i, j = np.triu_indices(r.shape[1], k=1)
+        pairs.append((np.sign(r[:, i] - r[:, j]) == np.sign(c[:, i] - c[:, j])).ravel())
+    return float(top1.mean()), float(np.concatenate(pairs).mean())
+
+
+def guard_int8(
+    bundle_dir: Path,
+    source: Path,
+    target: Path,
+    *,
+    texts: Sequence[str],
+    label_sets: Sequence[Sequence[str]],
+    template: str,
+    min_agreement: float,
+    keep_lossy: bool,
+    external_data: bool,
+    candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    progress: Progress | None = None,
+) -> EmbeddingGuardReport:
+    """Try ``candidates`` in order; the first that passes is left at ``target`` (with
+    ``keep_lossy``, the most faithful one when none passes; otherwise no file)."""
+    say = progress or (lambda message: None)
+    reference = label_cosines(bundle_dir, source, texts, label_sets, template)
+    report = EmbeddingGuardReport(decisions=len(texts) * len(label_sets), min_agreement=min_agreement)
+    for config in candidates:
+        _remove(target)
+        quantize(source, target, config, external_data=external_data)
+        top1, order = agreement(reference, label_cosines(bundle_dir, target, texts, label_sets, template))
+        row = {"name": config.name, "config": config.to_json(), "top1_agreement": round(top1, 6),
+               "label_order_agreement": round(order, 6), "passed": top1 >= min_agreement}
+        report.tried.append(row)
+        say(f"      int8 {config.name!r}: top-1 agreement {top1:.2%}, label order {order:.2%}")
+        if row["passed"]:
+            report.chosen = row
+            return report
+    _remove(target)
+    if keep_lossy and report.tried:
+        best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
+        quantize(source, target, candidates[best], external_data=external_data)
+        report.chosen, report.kept_lossy = report.tried[best], True
+    return report
+
+
+def _remove(model_path: Path) -> None:
+    for path in [*external_files(model_path), model_path]:
+        path.unlink(missing_ok=True)
