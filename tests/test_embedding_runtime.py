@@ -212,7 +212,22 @@ def test_unknown_bundle_kind_is_refused(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     BACKEND.save(str(tmp_path / "tokenizer.json"))
     (tmp_path / "zsl_onnx.json").write_text(json.dumps(
-        {"format": "zsl-onnx-bundle", "format_version": 2, "kind": "reranker", "variants": {"fp32": {"file": "m.onnx"}}}
+        {"format": "zsl-onnx-bundle", "format_version": 1, "kind": "reranker", "variants": {"fp32": {"file": "m.onnx"}}}
     ))
-    with pytest.raises(BundleError, match="kind 'reranker'"):
-        read_bundle(tmp_path).kind
+    with pytest.raises(BundleError, match="'reranker' model"):
+        read_bundle(tmp_path)
+
+
+def test_embedding_manifest_is_checked_when_the_bundle_is_read():
+    from zsl_onnx._manifest import check_manifest
+
+    good = {"format": "zsl-onnx-bundle", "format_version": 2, "kind": "embedding", "variants": {"fp32": {"file": "m.onnx"}},
+            "embedding": {"pooling": {"modes": ["mean"]}, "prompts": {"text": "", "label": ""},
+                          "scoring": Scoring().to_json()}}
+    check_manifest(good, {})
+    with pytest.raises(BundleError, match="Pooling modes"):
+        check_manifest({**good, "embedding": {**good["embedding"], "pooling": {"modes": ["median"]}}}, {})
+    with pytest.raises(BundleError, match="prompts"):
+        check_manifest({**good, "embedding": {**good["embedding"], "prompts": {"text": 3}}}, {})
+    with pytest.raises(BundleError, match="format_version 3"):
+        check_manifest({**good, "format_version": 3}, {})

@@ -34,7 +34,7 @@ from ._errors import ExportError, ExportValidationError
 from ._fp32 import export_onnx
 from ._graph import external_files
 from ._job import FP32_FILE, INT8_FILE, ExportJob, Step
-from ._manifest import graph_inputs, tool_versions
+from ._manifest import file_digests, graph_inputs, tool_versions
 from ._st_reference import torch_embeddings
 from ._st_source import SentenceTransformerModel, read_sentence_transformers
 from ._validation import VALIDATION_PAIRS
@@ -223,6 +223,7 @@ def _write(job: ExportJob, variants: dict[str, Any]) -> None:
             "scoring": {**state.scoring.to_json(), "calibration": state.calibration},
         },
         "variants": variants,
+        "files": file_digests(job.staging, [v for v in variants.values() if "sha256" in v]),
         "validation": {
             "enabled": options.validate, "min_cosine": MIN_COSINE, "texts": len(VALIDATION_TEXTS),
             "reference": "transformers model + sentence-transformers Pooling/Normalize reimplemented in PyTorch",
