@@ -101,3 +101,35 @@ def test_chunk_pool_keeps_order_and_maps_worker_errors(ray_cluster, bert_bundle)
             list(pool.map([["fine", " "]], lambda chunk: chunk))
     finally:
         pool.close()
+
+
+class KillOnce(zray.ZeroShotMapper):
+    """Exits its process (as a crash or an OOM kill would) the first time it meets MARKER_TEXT."""
+
+    marker: Path | None = None  # set by the test; the class travels to the actors by value
+
+    def classify(self, texts):
+        if MARKER_TEXT in texts and self.marker is not None and not self.marker.exists():
+            self.marker.write_text(str(os.getpid()), encoding="utf-8")
+            os._exit(1)
+        return super().classify(texts)
+
+
+MARKER_TEXT = "Record 13 about the weather."
+
+
+def test_a_killed_actor_is_restarted_and_every_chunk_comes_back_once(ray_cluster, bert_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(KillOnce, "marker", tmp_path / "killed")
+    monkeypatch.setattr(zray, "ZeroShotMapper", KillOnce)
+    texts = [f"Record {i} about the weather." for i in range(30)]
+    chunks = [texts[i : i + 3] for i in range(0, len(texts), 3)]
+    pool = zray.ChunkPool({"model": str(bert_bundle), "labels": LABELS, "variant": "fp32"}, workers=2, threads=1)
+    try:
+        got = list(pool.map(chunks, lambda chunk: chunk))
+    finally:
+        pool.close()
+    assert (tmp_path / "killed").exists()  # an actor did die, in the middle of the run
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+    assert [chunk for chunk, _ in got] == chunks
+    assert [r["sequence"] for _, results in got for r in results] == texts  # each record once, in order
+    assert [results for _, results in got] == [clf(chunk, LABELS) for chunk in chunks]
