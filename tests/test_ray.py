@@ -82,6 +82,8 @@ def test_mapper_in_process_never_modifies_its_batch(bert_bundle):
     assert [row["top_label"] for row in expected_fields(bert_bundle, TEXTS[:3], None)] == list(out["top_label"])
     with pytest.raises(InvalidInputError, match="already has columns \\['labels'\\]"):
         mapper(out.drop(columns=["scores", "top_label", "top_score"]))
+    prefixed = zray.ZeroShotMapper(bert_bundle, LABELS, variant="fp32", text_column="body", field_prefix="zsl_")(out)
+    assert list(prefixed["zsl_top_label"]) == list(out["top_label"]) and list(prefixed["labels"]) == list(out["labels"])
     with pytest.raises(InvalidInputError, match="no column 'body'"):
         mapper({"text": np.array(TEXTS[:2])})
     with pytest.raises(InvalidInputError, match="Row 1 .* not a non-empty string"):
@@ -133,3 +135,73 @@ def test_a_killed_actor_is_restarted_and_every_chunk_comes_back_once(ray_cluster
     assert [chunk for chunk, _ in got] == chunks
     assert [r["sequence"] for _, results in got for r in results] == texts  # each record once, in order
     assert [results for _, results in got] == [clf(chunk, LABELS) for chunk in chunks]
+
+
+def corpus(path: Path, n: int) -> None:
+    """JSONL with varied fields and two bad lines, so rejects and line numbers are compared too."""
+    lines = []
+    for i in range(n):
+        if i == 5:
+            lines.append('{"id": 5, "text": ')  # malformed JSON
+        elif i == 11:
+            lines.append(json.dumps({"id": 11, "body": "no text field"}))
+        else:
+            lines.append(json.dumps({"id": i, "text": f"{TEXTS[i % len(TEXTS)]} ({i})", "meta": {"n": [i, None]}},
+                                    ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def classify(capsys, *args) -> str:
+    from zsl_onnx._classify_cli import main
+
+    assert main([str(a) for a in args]) == 0
+    return capsys.readouterr().err
+
+
+def test_ray_run_writes_the_local_run_bytes_rejects_and_summary(ray_cluster, bert_bundle, tmp_path, capsys):
+    corpus(tmp_path / "in.jsonl", 40)
+    common = ["--labels", ",".join(LABELS), "--variant", "fp32", "--flush-every", 4, "--skip-invalid",
+              "--threshold", 0.4]
+    local_err = classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "local.jsonl", *common)
+    ray_err = classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray.jsonl", *common,
+                       "--ray", "--workers", 2)
+    local = (tmp_path / "local.jsonl").read_bytes()
+    assert len(local.splitlines()) == 38 and (tmp_path / "ray.jsonl").read_bytes() == local
+    assert (tmp_path / "ray.jsonl.rejects.jsonl").read_text().replace("ray.jsonl", "") == \
+        (tmp_path / "local.jsonl.rejects.jsonl").read_text().replace("local.jsonl", "")
+    assert "38 classified, 2 rejected" in ray_err
+    summary = [err[err.index("records:"):].replace(name, "") for err, name in ((ray_err, "ray.jsonl"), (local_err, "local.jsonl"))]
+    assert summary[0] == summary[1]  # the summary after the progress bar, whose rates differ
+
+
+def test_ray_run_with_an_actor_killed_mid_run_has_every_record_once(ray_cluster, bert_bundle, tmp_path, monkeypatch,
+                                                                    capsys):
+    texts = [f"Record {i} about the weather." for i in range(30)]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    monkeypatch.setattr(KillOnce, "marker", tmp_path / "killed")
+    monkeypatch.setattr(zray, "ZeroShotMapper", KillOnce)
+    common = ["--labels", ",".join(LABELS), "--variant", "fp32", "--flush-every", 3]
+    classify(capsys, bert_bundle, tmp_path / "in.txt", "-o", tmp_path / "ray.jsonl", *common, "--ray", "--workers", 2)
+    assert (tmp_path / "killed").exists()  # the actor holding record 13 died
+    rows = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [row["text"] for row in rows] == texts  # every record, once, in order
+    classify(capsys, bert_bundle, tmp_path / "in.txt", "-o", tmp_path / "local.jsonl", *common)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_a_ray_run_stopped_by_a_bad_record_resumes_to_the_local_bytes(ray_cluster, bert_bundle, tmp_path, capsys):
+    corpus(tmp_path / "in.jsonl", 20)  # line 6 is malformed JSON, line 12 lacks the text field
+    common = ["--labels", ",".join(LABELS), "--variant", "fp32", "--flush-every", 4, "--threads", 1]
+    from zsl_onnx._classify_cli import main
+
+    assert main([str(a) for a in (bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray.jsonl", *common,
+                                  "--ray", "--workers", 2)]) == 1
+    assert "in.jsonl:6: malformed JSON" in capsys.readouterr().err
+    assert len((tmp_path / "ray.jsonl").read_text().splitlines()) == 5  # the records before it
+    lines = (tmp_path / "in.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[5], lines[11] = json.dumps({"id": 5, "text": "Fixed five."}), json.dumps({"id": 11, "text": "Fixed eleven."})
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray.jsonl", *common, "--resume",
+             "--ray", "--workers", 2)
+    classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "local.jsonl", *common)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()

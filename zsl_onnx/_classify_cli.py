@@ -44,6 +44,7 @@ from ._checkpoint import (
     write_state,
 )
 from ._classifier import DEFAULT_BATCH_SIZE, ZeroShotClassifier
+from ._classify_ray import ChunkClassifier, LocalChunks, RayChunks, add_arguments, check_arguments
 from ._corpus import (
     FORMATS,
     OUTPUT_FORMATS,
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub; use the local cache")
     parser.add_argument("--report", help="also draw the label distribution and score histogram to this PNG (needs matplotlib)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
+    add_arguments(parser)
     return parser
 
 
@@ -203,14 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, progress: Progress) -> int:
     plan = _plan(args)
-    clf, template, settings = _load(args, plan)
     with ExitStack() as stack:
+        clf, settings = _load(args, plan)
+        stack.callback(clf.close)
         for path in (plan.output, plan.rejects):
             if path is not None:
                 stack.enter_context(FileLock(path))
         files = _open_run(args, plan, settings, progress)
         stack.callback(_close, files)
-        stop = _classify_all(args, plan, clf, template, settings, files, progress)
+        stop = _classify_all(args, plan, clf, settings, files, progress)
         _close(files)
         return _finish(args, plan, files.stats, stop)
 
@@ -227,6 +230,7 @@ def _plan(args: argparse.Namespace) -> Plan:
             f"pass --input-format ({', '.join(FORMATS)})."
         )
     _check_numbers(args)
+    check_arguments(args)
     if args.resume and (args.output == "-" or args.input == "-"):
         raise InvalidInputError("--resume needs an input file and an output file, not stdin/stdout.")
     output = None if args.output == "-" else Path(args.output)
@@ -318,17 +322,25 @@ def _labels(args: argparse.Namespace) -> list[str]:
 # -- model and settings ---------------------------------------------------------------------
 
 
-def _load(args: argparse.Namespace, plan: Plan) -> tuple[ZeroShotClassifier, str, dict[str, Any]]:
-    clf = ZeroShotClassifier.from_pretrained(
-        args.model, variant=args.variant, threads=args.threads, max_length=args.max_length,
-        local_files_only=args.offline,
-    )
-    template = args.template or clf.hypothesis_template
-    build_hypotheses(plan.labels, template)  # a bad template fails now, not after opening files
-    return clf, template, _settings(args, plan, clf, template)
+def _load(args: argparse.Namespace, plan: Plan) -> tuple[ChunkClassifier, dict[str, Any]]:
+    """The model, here or (--ray) on actors that have loaded it; and the settings of the run."""
+    if args.ray is not None:
+        clf: ChunkClassifier = RayChunks(args, plan.labels)
+    else:
+        model = ZeroShotClassifier.from_pretrained(
+            args.model, variant=args.variant, threads=args.threads, max_length=args.max_length,
+            local_files_only=args.offline,
+        )
+        clf = LocalChunks(model, plan.labels, args.template, args.multi_label, args.batch_size)
+    try:
+        build_hypotheses(plan.labels, clf.hypothesis_template)  # a bad template fails now, not after opening files
+    except BaseException:
+        clf.close()
+        raise
+    return clf, _settings(args, plan, clf, clf.hypothesis_template)
 
 
-def _settings(args: argparse.Namespace, plan: Plan, clf: ZeroShotClassifier, template: str) -> dict[str, Any]:
+def _settings(args: argparse.Namespace, plan: Plan, clf: ChunkClassifier, template: str) -> dict[str, Any]:
     """Every setting that can change a byte of output: --resume needs them all unchanged."""
     return {
         "model": str(args.model), "--variant": clf.variant, "--max-length": clf.max_length,
@@ -454,15 +466,15 @@ def _close(files: Files) -> None:
 # -- the chunk loop -------------------------------------------------------------------------
 
 
-def _classify_all(args: argparse.Namespace, plan: Plan, clf: ZeroShotClassifier, template: str,
+def _classify_all(args: argparse.Namespace, plan: Plan, clf: ChunkClassifier,
                   settings: dict[str, Any], files: Files, progress: Progress) -> str | None:
     """Classify chunk by chunk, one checkpoint each; returns why the run stopped early, if it did."""
     bar = _progress_bar(None if plan.input == "-" else os.path.getsize(plan.input), files.tracker.bytes, args.quiet)
     try:
-        for index, (chunk, marks) in enumerate(_chunks(files.items, files.tracker, args.flush_every)):
-            stop = None if args.skip_invalid else next((i for i, item in enumerate(chunk) if isinstance(item, Invalid)), None)
-            used = chunk if stop is None else chunk[:stop]
-            _write_chunk(args, plan, clf, template, files, used)
+        cut = (_cut(chunk, marks, args.skip_invalid) for chunk, marks in _chunks(files.items, files.tracker, args.flush_every))
+        for index, ((chunk, marks, stop), results) in enumerate(clf.map(cut, _texts)):
+            used = chunk[:stop]
+            _write_chunk(args, plan, clf, files, used, results)
             _call_fault("written", index)
             if used:
                 files.done += len(used)
@@ -498,12 +510,23 @@ def _chunks(items: Iterator[Record | Invalid], tracker: LineTracker | WholeFile,
         yield chunk, marks
 
 
-def _write_chunk(args: argparse.Namespace, plan: Plan, clf: ZeroShotClassifier, template: str,
-                 files: Files, chunk: list[Record | Invalid]) -> None:
-    """Classify the valid records of a chunk and append results and rejects."""
+def _cut(chunk: list[Record | Invalid], marks: list[FileMark],
+         skip_invalid: bool) -> tuple[list[Record | Invalid], list[FileMark], int | None]:
+    """Without --skip-invalid a chunk is used up to its first bad record (stop), which ends the run."""
+    stop = None if skip_invalid else next((i for i, item in enumerate(chunk) if isinstance(item, Invalid)), None)
+    return chunk, marks, stop
+
+
+def _texts(cut: tuple[list[Record | Invalid], list[FileMark], int | None]) -> list[str]:
+    """The texts to classify of a cut chunk: its valid records before the stop."""
+    chunk, _, stop = cut
+    return [item.text for item in chunk[:stop] if isinstance(item, Record)]
+
+
+def _write_chunk(args: argparse.Namespace, plan: Plan, clf: ChunkClassifier, files: Files,
+                 chunk: list[Record | Invalid], results: list[dict[str, Any]]) -> None:
+    """Append a chunk's results (in the order of its valid records) and its rejects."""
     valid = [item for item in chunk if isinstance(item, Record)]
-    results = clf([r.text for r in valid], plan.labels, hypothesis_template=template,
-                  multi_label=args.multi_label, batch_size=args.batch_size) if valid else []
     rows = _rows(args, plan, clf, files.stats, valid, results)
     text = ""
     if plan.output_format in ("csv", "tsv") and rows:
@@ -527,7 +550,7 @@ def _write_chunk(args: argparse.Namespace, plan: Plan, clf: ZeroShotClassifier, 
         ))
 
 
-def _rows(args: argparse.Namespace, plan: Plan, clf: ZeroShotClassifier, stats: Stats,
+def _rows(args: argparse.Namespace, plan: Plan, clf: ChunkClassifier, stats: Stats,
           valid: list[Record], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     agent = f"zsl-onnx:{Path(str(args.model)).name}:{clf.variant}"
     rows: list[dict[str, Any]] = []

@@ -16,6 +16,7 @@ is first used, with an error naming the ``[ray]`` extra when it is missing.
 from __future__ import annotations
 
 import importlib
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,13 +26,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ._classifier import DEFAULT_BATCH_SIZE, ZeroShotClassifier
-from ._corpus import classified_fields
+from ._corpus import RESULT_FIELDS, THRESHOLD_FIELD, classified_fields, output_fields
 from ._exceptions import InvalidInputError, ZslOnnxError
-from ._hypotheses import parse_labels
+from ._hypotheses import build_hypotheses, parse_labels
 
 __all__ = ["OUTPUT_COLUMNS", "ChunkPool", "ZeroShotMapper", "classify_dataset", "connect"]
 
-OUTPUT_COLUMNS = ("labels", "scores", "top_label", "top_score", "above_threshold")
+OUTPUT_COLUMNS = (*RESULT_FIELDS, THRESHOLD_FIELD)
 EXTRA_HINT = "pip install 'zsl-onnx[ray]'"
 
 T = TypeVar("T")
@@ -63,6 +64,7 @@ class ZeroShotMapper:
         hypothesis_template: str | None = None,
         multi_label: bool = False,
         threshold: float | None = None,
+        field_prefix: str = "",
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = 1,
         variant: str | None = None,
@@ -76,16 +78,20 @@ class ZeroShotMapper:
         self.text_column = text_column
         self.multi_label = multi_label
         self.threshold = threshold
+        self.columns = output_fields("jsonl", threshold, field_prefix)
+        self.field_prefix = field_prefix
         self.batch_size = batch_size
         self.classifier = ZeroShotClassifier.from_pretrained(
             model, variant=variant, threads=threads, max_length=max_length,
             revision=revision, local_files_only=local_files_only,
         )
         self.hypothesis_template = hypothesis_template or self.classifier.hypothesis_template
+        build_hypotheses(self.labels, self.hypothesis_template)  # a bad template fails at start, not per batch
 
     def describe(self) -> dict[str, str]:
         """What the driver needs to know about the loaded model (it does not load one itself)."""
-        return {"variant": self.classifier.variant, "hypothesis_template": self.hypothesis_template}
+        return {"variant": self.classifier.variant, "hypothesis_template": self.hypothesis_template,
+                "max_length": str(self.classifier.max_length)}
 
     def classify(self, texts: list[str]) -> list[dict[str, Any]]:
         """The classifier's ranked results for ``texts``, exactly as a local call returns them."""
@@ -98,9 +104,15 @@ class ZeroShotMapper:
 
     def __call__(self, batch: Any) -> Any:
         texts = self._texts(batch)
-        rows = [classified_fields({}, r["labels"], r["scores"], self.threshold) for r in self.classify(texts)]
-        names = [name for name in OUTPUT_COLUMNS if name != "above_threshold" or self.threshold is not None]
-        columns = {name: [row[name] for row in rows] for name in names}
+        results = self.classify(texts)
+        for i, result in enumerate(results):
+            if not np.isfinite(result["scores"]).all():
+                raise ZslOnnxError(
+                    f"The model returned a non-finite score (NaN or infinity) for row {i} of a batch "
+                    f"({texts[i][:60]!r}); the model file may be damaged, or try the fp32 variant."
+                )
+        rows = [classified_fields({}, r["labels"], r["scores"], self.threshold, self.field_prefix) for r in results]
+        columns = {name: [row[name] for row in rows] for name in self.columns}
         if _is_dataframe(batch):
             out = batch.copy()
             for name, values in columns.items():
@@ -108,7 +120,7 @@ class ZeroShotMapper:
             return out
         out = dict(batch)
         for name, values in columns.items():
-            out[name] = _numpy_column(name, values, len(self.labels))
+            out[name] = _numpy_column(name[len(self.field_prefix):], values, len(self.labels))
         return out
 
     def _texts(self, batch: Any) -> list[str]:
@@ -123,11 +135,11 @@ class ZeroShotMapper:
                 f"The batch has no column {self.text_column!r} (columns: {', '.join(map(str, names))}); "
                 "pass text_column=... to name the column that holds the text."
             )
-        taken = [name for name in OUTPUT_COLUMNS if name in names]
+        taken = [name for name in self.columns if name in names]
         if taken:
             raise InvalidInputError(
                 f"The batch already has columns {taken}, which the classifier writes; rename them first "
-                "(ds.rename_columns) so nothing of yours is overwritten."
+                "(ds.rename_columns) or pass field_prefix='zsl_', so nothing of yours is overwritten."
             )
         texts = list(batch[self.text_column])
         for i, text in enumerate(texts):
@@ -194,10 +206,11 @@ def connect(address: str | None, num_cpus: int | None = None) -> Callable[[], No
     if ray.is_initialized():
         return lambda: None
     try:
+        quiet = {"log_to_driver": False, "logging_level": logging.ERROR}  # our errors say what went wrong
         if address is None:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=num_cpus, include_dashboard=False, **quiet)
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "a local Ray cluster" if address is None else f"the Ray cluster at {address!r}"
         raise ZslOnnxError(f"Cannot connect to {where}: {exc}") from exc
