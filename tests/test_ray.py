@@ -103,6 +103,8 @@ def test_chunk_pool_keeps_order_and_maps_worker_errors(ray_cluster, bert_bundle)
             list(pool.map([["fine", " "]], lambda chunk: chunk))
     finally:
         pool.close()
+    with pytest.raises(InvalidInputError, match="3 workers x 1 threads need 3 CPUs, but the Ray cluster has 2"):
+        zray.ChunkPool({"model": str(bert_bundle), "labels": LABELS}, workers=3, threads=1)
 
 
 class KillOnce(zray.ZeroShotMapper):

@@ -231,11 +231,21 @@ class ChunkPool:
         self._ray = require_ray()
         if workers < 1 or threads < 1:
             raise InvalidInputError(f"--workers and --threads must be at least 1, not {workers} and {threads}.")
+        cpus = int(self._ray.cluster_resources().get("CPU", 0))
+        if workers * threads > cpus:  # actors that cannot be placed would wait forever
+            raise InvalidInputError(
+                f"{workers} workers x {threads} threads need {workers * threads} CPUs, but the Ray cluster has "
+                f"{cpus}; lower --workers or --threads, or add nodes."
+            )
         remote = self._ray.remote(num_cpus=threads, max_restarts=-1, max_task_retries=-1)(ZeroShotMapper)
         self._actors = [remote.remote(threads=threads, **mapper_options) for _ in range(workers)]
         self._load = [0] * workers
-        self.info: dict[str, str] = self._get(self._actors[0].describe.remote())
-        self._get([actor.describe.remote() for actor in self._actors[1:]])  # every actor loads before reading starts
+        try:
+            self.info: dict[str, str] = self._get(self._actors[0].describe.remote())
+            self._get([actor.describe.remote() for actor in self._actors[1:]])  # all loaded before reading starts
+        except BaseException:
+            self.close()
+            raise
 
     def map(self, chunks: Iterable[T], texts: Callable[[T], list[str]]) -> Iterator[tuple[T, list[dict[str, Any]]]]:
         """Yield ``(chunk, results)`` in the order of ``chunks``."""
