@@ -90,7 +90,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_output(bert_bundle
     out.write_text("being written\n")
     with FileLock(out):  # another run, as far as the lock can tell (a separate open file)
         assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--overwrite", "-q") == 1
-        assert "being written by another zsl-classify run" in capsys.readouterr().err
+        assert "being written by another run" in capsys.readouterr().err
         assert out.read_text() == "being written\n"
     assert not Path(str(out) + LOCK_SUFFIX).exists()
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--overwrite", "-q") == 0

@@ -112,19 +112,11 @@ def test_sentencepiece_only_source_gets_a_tokenizer_json(tiny_models):
 
 
 def test_hub_id_is_snapshotted_and_its_commit_recorded(bert_source, tmp_path, monkeypatch):
-    import huggingface_hub
+    from test_bundle import COMMIT, FakeHub
 
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    snapshot = tmp_path / "hub" / "snapshots" / commit
-    shutil.copytree(bert_source, snapshot)
-    calls = []
-
-    def fake_snapshot_download(repo_id, **kwargs):
-        calls.append((repo_id, kwargs))
-        return str(snapshot)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    result = export_bundle("org/tiny-nli", tmp_path / "out", revision="v1", quantize_int8=False)
-    assert calls[0][0] == "org/tiny-nli" and calls[0][1]["revision"] == "v1"
-    assert "*.safetensors" in calls[0][1]["allow_patterns"] and "*.py" not in calls[0][1]["allow_patterns"]
-    assert result.manifest["source"] == {"model": "org/tiny-nli", "requested_revision": "v1", "revision": commit}
+    hub = FakeHub(bert_source, tmp_path / "cache").install(monkeypatch)
+    result = export_bundle("org/tiny-nli", tmp_path / "out", revision="v1", quantize_int8=False, hub_timeout=4.0)
+    assert any(name.endswith(".safetensors") for name in hub.fetched) and "config.json" in hub.fetched
+    assert not any(name.endswith(".py") for name in hub.fetched)
+    assert {timeout for _, timeout in hub.timeouts} == {4.0}
+    assert result.manifest["source"] == {"model": "org/tiny-nli", "requested_revision": "v1", "revision": COMMIT}

@@ -9,12 +9,13 @@ file list and commit come from one ``model_info`` call, then each file is fetche
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
 from ._exceptions import BundleError, ZslOnnxError
 
-__all__ = ["DEFAULT_HUB_TIMEOUT", "download"]
+__all__ = ["DEFAULT_HUB_TIMEOUT", "download", "fetch_matching"]
 
 DEFAULT_HUB_TIMEOUT = 10.0
 
@@ -78,3 +79,33 @@ def _fetch(
             get(name)
     return roots[0]
 
+
+
+def fetch_matching(
+    repo_id: str,
+    patterns: Sequence[str],
+    *,
+    revision: str | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+    timeout: float | None = DEFAULT_HUB_TIMEOUT,
+) -> Path:
+    """The snapshot directory holding the repo's files that match ``patterns`` (for the exporter).
+
+    Raises the third-party error as is; the caller knows what advice fits.
+    """
+    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+
+    if local_files_only:
+        return Path(snapshot_download(repo_id, revision=revision, cache_dir=cache_dir, allow_patterns=list(patterns),
+                                      local_files_only=True))
+    info = HfApi().model_info(repo_id, revision=revision, timeout=timeout)
+    names = [s.rfilename for s in info.siblings or () if any(fnmatch(s.rfilename, p) for p in patterns)]
+    if not names:
+        raise BundleError(f"{repo_id!r} on the Hub has no files matching {list(patterns)}.")
+    root = None
+    for name in names:
+        path = Path(hf_hub_download(repo_id, name, revision=info.sha, cache_dir=cache_dir, etag_timeout=timeout))
+        root = path.parents[len(PurePosixPath(name).parts) - 1]
+    assert root is not None
+    return root

@@ -21,7 +21,7 @@ try:
 except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LOCK_SUFFIX", "FileLock", "OutputBusyError"]
+__all__ = ["LOCK_SUFFIX", "FileLock", "OutputBusyError", "lock_is_stale"]
 
 LOCK_SUFFIX = ".zsl-lock"
 
@@ -54,8 +54,8 @@ class FileLock:
             holder = self._holder()
             if holder is not None:
                 raise OutputBusyError(
-                    f"{self.target} is being written by another zsl-classify run ({holder}); wait for it "
-                    f"to finish. If no such run exists any more, delete {self.path} and retry."
+                    f"{self.target} is being written by another run ({holder}); wait for it to finish. "
+                    f"If no such run exists any more, delete {self.path} and retry."
                 )
         raise OutputBusyError(f"Cannot take the lock {self.path}: other runs keep taking it; retry.")
 
@@ -114,6 +114,18 @@ class FileLock:
             return None
         finally:
             os.close(fd)
+
+
+def lock_is_stale(path: Path) -> bool:
+    """True when the lock file at ``path`` exists and its holder is gone (so it may be removed)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        return _holder_gone(fd, "")
+    finally:
+        os.close(fd)
 
 
 def _holder_gone(fd: int, text: str) -> bool:

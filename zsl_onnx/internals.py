@@ -9,21 +9,26 @@ from ._batching import Batch, make_batches
 from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, read_json, sha256_file
 from ._manifest import EMBEDDING_MANIFEST_VERSION
 from ._embedding import load_embedding_scorer
+from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
 from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
+from ._lock import LOCK_SUFFIX, FileLock, lock_is_stale
 from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
 
 __all__ = [
+    "DEFAULT_HUB_TIMEOUT",
     "DEFAULT_TEMPLATE",
     "EMBEDDING_MANIFEST_VERSION",
+    "LOCK_SUFFIX",
     "MANIFEST",
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "Batch",
+    "FileLock",
     "LabelSpec",
     "LogitsSession",
     "PairTokenizer",
@@ -33,7 +38,9 @@ __all__ = [
     "build_hypotheses",
     "cosine_matrix",
     "create_session",
+    "fetch_matching",
     "load_embedding_scorer",
+    "lock_is_stale",
     "make_batches",
     "modes_from_sentence_transformers",
     "pool",

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from zsl_onnx.internals import DEFAULT_TEMPLATE
+from zsl_onnx.internals import DEFAULT_HUB_TIMEOUT, DEFAULT_TEMPLATE
 
+from ._checks import check_not_nested
 from ._embedding_export import EMBEDDING_STEPS, load_sentence_transformer
 from ._fp16 import convert_to_fp16
 from ._fp32 import export_fp32, rewrite_head_token, validate_fp32
@@ -70,6 +71,8 @@ def export_bundle(
     cache_dir: str | Path | None = None,
     threads: int | None = None,
     progress: Progress | None = None,
+    local_files_only: bool = False,
+    hub_timeout: float | None = DEFAULT_HUB_TIMEOUT,
 ) -> ExportResult:
     """Export ``model`` (a Hub id or a local transformers directory) to a bundle in ``output``.
 
@@ -80,6 +83,7 @@ def export_bundle(
     pairs or the export fails. int8 is kept only if a candidate agrees with fp32 on at least
     ``min_agreement`` of held-out calibration pairs (``keep_lossy_int8`` keeps the best one
     anyway); fp16 (for GPUs) must agree as well. ``threads`` is for the speed measurements.
+    ``local_files_only`` never contacts the Hub; ``hub_timeout`` bounds each Hub request (seconds).
     """
     options = ExportOptions(
         model=model, output=Path(output), revision=revision, trust_remote_code=trust_remote_code,
@@ -87,12 +91,14 @@ def export_bundle(
         calibration_file=calibration_file, calibration_labels=calibration_labels,
         keep_lossy_int8=keep_lossy_int8, int8_candidates=int8_candidates, fp16=fp16,
         validate=validate, atol=atol, overwrite=overwrite, cache_dir=cache_dir, threads=threads,
+        local_files_only=local_files_only, hub_timeout=hub_timeout,
     )
     job = ExportJob(options, progress or _silent, calibration=check_request(options))
     started = time.perf_counter()
     job.stage("load", f"resolving {model}")
     with materialized(model, options.output.parent) as local:  # a .zip or package: unpacked until loaded
-        job.source, job.resolved_revision = resolve_source(local, revision, trust_remote_code, cache_dir)
+        job.source, job.resolved_revision = resolve_source(local, options)
+        check_not_nested(job.source, options.output)
         load, steps = PIPELINES[source_kind(job.source)]
         load(job)
     with staging_dir(options.output) as job.staging:

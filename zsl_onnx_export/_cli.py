@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import math
 import sys
 from collections.abc import Sequence
 
@@ -55,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-validate", dest="validate", action="store_false",
         help="write the bundle even if fp32 logits differ from PyTorch by more than --atol",
     )
-    parser.add_argument("--atol", type=float, default=1e-3, help="max |logit diff| allowed for fp32 (default: 1e-3)")
+    parser.add_argument("--atol", type=_tolerance, default=1e-3, help="max |logit diff| allowed for fp32 (default: 1e-3)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--cache-dir", help="Hugging Face cache directory for downloads")
+    parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub; use the local cache")
     return parser
 
 
@@ -72,8 +75,31 @@ def _labels(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
 
 
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, like 1e-3, not {text}")
+    return value
+
+
+def _missing_export_extra() -> list[str]:
+    """The exporter's own dependencies that this install lacks (a runtime-only install lacks all)."""
+    return [name for name in ("torch", "transformers", "optimum", "onnx") if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a broken or blocked install counts as missing
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    missing = _missing_export_extra()
+    if missing:
+        print(f'zsl-export: error: exporting needs {", ".join(missing)}: pip install "zsl-onnx[export]"', file=sys.stderr)
+        return 1
     try:
         export_bundle(
             args.model,
@@ -92,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             atol=args.atol,
             overwrite=args.overwrite,
             cache_dir=args.cache_dir,
+            local_files_only=args.offline,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )
     except ZslOnnxError as exc:

@@ -21,7 +21,7 @@ def export_onnx(torch_model: Any, staging: Path, task: str = "text-classificatio
     ``task`` "feature-extraction" gives a body whose output is the token vectors."""
     from optimum.exporters.onnx import onnx_export_from_model
 
-    with tempfile.TemporaryDirectory(dir=staging.parent, prefix=".optimum-") as tmp:
+    with tempfile.TemporaryDirectory(dir=staging, prefix=".optimum-") as tmp:
         onnx_export_from_model(torch_model, tmp, task=task, do_validation=False)
         (staging / "onnx").mkdir()
         for path in Path(tmp).iterdir():

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx.internals import LabelSpec
+from zsl_onnx.internals import DEFAULT_HUB_TIMEOUT, LabelSpec
 
 from ._calibration import CalibrationSet
 from ._guard import GuardReport, PairRunner
@@ -55,6 +55,8 @@ class ExportOptions:
     overwrite: bool
     cache_dir: str | Path | None
     threads: int | None
+    local_files_only: bool = False
+    hub_timeout: float | None = DEFAULT_HUB_TIMEOUT
 
 
 @dataclass

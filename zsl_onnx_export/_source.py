@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from zsl_onnx.internals import build_hypotheses, read_json, resolve_labels
+from zsl_onnx.internals import build_hypotheses, fetch_matching, read_json, resolve_labels
 
 from ._calibration import CalibrationSet, builtin_calibration, load_calibration
+from ._checks import check_atol
 from ._errors import ExportError
 from ._job import ExportJob, ExportOptions
 
@@ -22,6 +23,7 @@ def check_request(options: ExportOptions) -> CalibrationSet:
             f"Output directory {output} is not empty; pass --overwrite (overwrite=True) to replace it."
         )
     build_hypotheses(["label"], options.template)  # a template without {} fails here
+    check_atol(options.atol)
     if not 0.0 < options.min_agreement <= 1.0:
         raise ExportError(f"min_agreement must be in (0, 1], not {options.min_agreement!r}.")
     if options.calibration_file is None:
@@ -31,10 +33,9 @@ def check_request(options: ExportOptions) -> CalibrationSet:
     )
 
 
-def resolve_source(
-    model: str | Path, revision: str | None, trust_remote_code: bool, cache_dir: str | Path | None
-) -> tuple[Path, str | None]:
+def resolve_source(model: str | Path, options: ExportOptions) -> tuple[Path, str | None]:
     """A local directory as is, or a Hub snapshot of just the files an export needs."""
+    revision = options.revision
     local = Path(model).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file() and not (local / "modules.json").is_file():
@@ -45,19 +46,19 @@ def resolve_source(
         return local, revision
     if local.exists() or str(model).startswith((".", "/", "~")):
         raise ExportError(f"{model} is not a model directory, and does not look like a Hub repo id.")
-    from huggingface_hub import snapshot_download
-
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]
-    if trust_remote_code:
+    if options.trust_remote_code:
         patterns.append("*.py")
     try:
-        path = Path(
-            snapshot_download(str(model), revision=revision, cache_dir=cache_dir, allow_patterns=patterns)
+        path = fetch_matching(
+            str(model), patterns, revision=revision, cache_dir=options.cache_dir,
+            local_files_only=options.local_files_only, timeout=options.hub_timeout,
         )
-    except Exception as exc:  # offline, 404, gated: one piece of advice fits all
+    except Exception as exc:  # offline, timeout, 404, gated: one piece of advice fits all
         raise ExportError(
             f"Cannot download {model!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
-            "Where the hub is unreachable, pass a local transformers model directory instead."
+            "Where the hub is unreachable, pass a local transformers model directory instead "
+            "(or --offline for a model already in the Hugging Face cache)."
         ) from exc
     return path, path.name  # snapshots/<commit sha>
 

@@ -11,15 +11,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from zsl_onnx.internals import FileLock
+
+from ._checks import STAGING_INFIX, remove_stale_staging
+
 
 @contextmanager
 def staging_dir(output: Path) -> Iterator[Path]:
     """A fresh directory next to ``output``, removed unless it was moved into place."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    remove_stale_staging(output)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}{STAGING_INFIX}", dir=output.parent))
     staging.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a bundle is shared like any dir
     try:
-        yield staging
+        with FileLock(staging):  # marks the directory as ours while this process lives
+            yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
