@@ -207,3 +207,16 @@ def test_a_ray_run_stopped_by_a_bad_record_resumes_to_the_local_bytes(ray_cluste
              "--ray", "--workers", 2)
     classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "local.jsonl", *common)
     assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_map_batches_survives_an_actor_killed_mid_run(ray_cluster, bert_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(KillOnce, "marker", tmp_path / "killed")
+    texts = [f"Record {i} about the weather." for i in range(30)]
+    ds = ray_cluster.data.from_items([{"id": i, "text": t} for i, t in enumerate(texts)], override_num_blocks=10)
+    out = ds.map_batches(KillOnce, fn_constructor_kwargs={"model": str(bert_bundle), "labels": LABELS, "variant": "fp32"},
+                         concurrency=2, num_cpus=1, batch_size=3, batch_format="pandas")
+    rows = out.take_all()
+    assert (tmp_path / "killed").exists()  # the actor holding record 13 died
+    assert sorted(row["id"] for row in rows) == list(range(30))  # every record exactly once
+    expected = {t: r["labels"][0] for t, r in zip(texts, ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")(texts, LABELS))}
+    assert all(row["top_label"] == expected[row["text"]] for row in rows)
