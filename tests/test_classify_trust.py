@@ -450,3 +450,45 @@ def test_a_label_that_is_literally_braces_is_fine(bert_bundle, corpus, tmp_path)
     assert classify(bert_bundle, corpus, "-o", out, "--labels", "{},sports", "-q") == 0
     assert set(read_jsonl(out)[0]["labels"]) == {"{}", "sports"}
     assert np.isclose(sum(read_jsonl(out)[0]["scores"]), 1.0, atol=1e-5)
+
+
+def test_a_read_only_directory_is_one_line_naming_the_output(bert_bundle, corpus, tmp_path, monkeypatch, capsys):
+    real_open = os.open
+    target = tmp_path / "ro" / "out.jsonl"
+    target.parent.mkdir()
+
+    def read_only(path, flags, *args, **kwargs):
+        if str(path).startswith(str(target.parent)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
+    assert classify(bert_bundle, corpus, "-o", target, "--labels", LABELS, "-q") == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"zsl-classify: error: {target}: Read-only file system; once that is fixed, rerun the command; "
+                   "no output was written.")
+    assert list(target.parent.iterdir()) == []
+
+
+def test_two_processes_on_one_output_one_is_refused_and_no_record_is_doubled(bert_bundle, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    exe = str(Path(sys.executable).parent / "zsl-classify")
+    source = tmp_path / "in.jsonl"
+    os.mkfifo(source)  # the first run holds its lock while it waits for input
+    out = tmp_path / "out.jsonl"
+    lock = Path(str(out) + LOCK_SUFFIX)
+    common = [str(bert_bundle), str(source), "-o", str(out), "--labels", LABELS, "--overwrite", "-q"]
+    first = subprocess.Popen([exe, *common], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not lock.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lock.exists(), first.stderr.read() if first.poll() is not None else "first run never took the lock"
+    second = subprocess.run([exe, *common, "--input-format", "jsonl"], capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and "being written by another run" in second.stderr
+    with source.open("w") as pipe:
+        pipe.writelines(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS))
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert [r["id"] for r in read_jsonl(out)] == list(range(len(TEXTS))) and not lock.exists()

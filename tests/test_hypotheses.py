@@ -126,3 +126,42 @@ def test_hypotheses_from_template():
 def test_bad_templates(template, message):
     with pytest.raises(InvalidInputError, match=message):
         build_hypotheses(["sports"], template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{}}", "{:.0}", "{:>300000000}", "{!r}", "{0:}x{0}", "{label}"],
+)
+def test_templates_that_would_hide_or_bloat_the_label_are_refused(template):
+    with pytest.raises(InvalidInputError, match="hypothesis_template"):
+        build_hypotheses(["sports"], template)
+
+
+def test_a_label_that_is_literally_braces_is_fine():
+    assert build_hypotheses(["{}", "{{}}", "x"], "This example is {}.") == [
+        "This example is {}.", "This example is {{}}.", "This example is x."
+    ]
+    assert build_hypotheses(["a"], "{0}") == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("call", "where"),
+    [
+        (lambda: parse_sequences(["fine", "bad \ud800 text"]), r"sequences\[1\]"),
+        (lambda: parse_labels(["ok", "x\udfff"]), r"candidate_labels\[1\]"),
+        (lambda: build_hypotheses(["a"], "This is {} \ud83d."), "hypothesis_template"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_the_index(call, where):
+    with pytest.raises(InvalidInputError, match=where + ".*unpaired surrogate"):
+        call()
+
+
+def test_classifier_refuses_lone_surrogates_before_any_work(bert_bundle):
+    from zsl_onnx import ZeroShotClassifier
+
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+    with pytest.raises(InvalidInputError, match=r"sequences\[2\] holds an unpaired surrogate"):
+        clf(["one", "two", "three \udc80"], ["a", "b"])
+    with pytest.raises(InvalidInputError, match="hypothesis_template"):
+        clf("text", ["a", "b"], hypothesis_template="{:>300000000}")

@@ -72,7 +72,10 @@ class FileLock:
     def _create(self) -> int | None:
         """Link a locked, filled private file to the lock name; None if the name is taken."""
         private = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:  # name what the user asked for, not our lock file
+            raise OSError(exc.errno, exc.strerror, str(self.target)) from None
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
