@@ -176,6 +176,20 @@ def test_ray_run_writes_the_local_run_bytes_rejects_and_summary(ray_cluster, ber
     assert summary[0] == summary[1]  # the summary after the progress bar, whose rates differ
 
 
+def test_ray_run_reads_parquet_like_the_local_run(ray_cluster, bert_bundle, tmp_path, capsys):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [{"id": i, "text": f"{TEXTS[i % len(TEXTS)]} ({i})" if i != 4 else None} for i in range(12)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in.parquet", row_group_size=5)
+    common = ["--labels", ",".join(LABELS), "--variant", "fp32", "--flush-every", 4, "--skip-invalid", "-q"]
+    classify(capsys, bert_bundle, tmp_path / "in.parquet", "-o", tmp_path / "local.jsonl", *common)
+    classify(capsys, bert_bundle, tmp_path / "in.parquet", "-o", tmp_path / "ray.jsonl", *common, "--ray", "--workers", 2)
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert [json.loads(line)["id"] for line in (tmp_path / "ray.jsonl").read_text().splitlines()] == [
+        i for i in range(12) if i != 4]
+
+
 def test_ray_run_with_an_actor_killed_mid_run_has_every_record_once(ray_cluster, bert_bundle, tmp_path, monkeypatch,
                                                                     capsys):
     texts = [f"Record {i} about the weather." for i in range(30)]
