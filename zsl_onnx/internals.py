@@ -10,6 +10,7 @@ from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, r
 from ._manifest import EMBEDDING_MANIFEST_VERSION
 from ._embedding import load_embedding_scorer
 from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
+from ._classifier import CPU_MAX_BATCH_TOKENS, DEFAULT_BATCH_SIZE
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
 from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
@@ -20,7 +21,9 @@ from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
 
 __all__ = [
+    "CPU_MAX_BATCH_TOKENS",
     "DEFAULT_HUB_TIMEOUT",
+    "DEFAULT_BATCH_SIZE",
     "DEFAULT_TEMPLATE",
     "EMBEDDING_MANIFEST_VERSION",
     "LOCK_SUFFIX",

@@ -64,6 +64,7 @@ def export_bundle(
     calibration_labels: Sequence[str] | None = None,
     keep_lossy_int8: bool = False,
     int8_candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    measure_int8_speed: bool = True,
     fp16: bool = False,
     validate: bool = True,
     atol: float = 1e-3,
@@ -82,14 +83,16 @@ def export_bundle(
     Validation is on by default: fp32 logits must match PyTorch within ``atol`` on built-in
     pairs or the export fails. int8 is kept only if a candidate agrees with fp32 on at least
     ``min_agreement`` of held-out calibration pairs (``keep_lossy_int8`` keeps the best one
-    anyway); fp16 (for GPUs) must agree as well. ``threads`` is for the speed measurements.
+    anyway); fp16 (for GPUs) must agree as well. ``threads`` is for the speed measurements,
+    which ``measure_int8_speed=False`` skips.
     ``local_files_only`` never contacts the Hub; ``hub_timeout`` bounds each Hub request (seconds).
     """
     options = ExportOptions(
         model=model, output=Path(output), revision=revision, trust_remote_code=trust_remote_code,
         template=template, quantize_int8=quantize_int8, min_agreement=min_agreement,
         calibration_file=calibration_file, calibration_labels=calibration_labels,
-        keep_lossy_int8=keep_lossy_int8, int8_candidates=int8_candidates, fp16=fp16,
+        keep_lossy_int8=keep_lossy_int8, int8_candidates=int8_candidates,
+        measure_int8_speed=measure_int8_speed, fp16=fp16,
         validate=validate, atol=atol, overwrite=overwrite, cache_dir=cache_dir, threads=threads,
         local_files_only=local_files_only, hub_timeout=hub_timeout,
     )

@@ -15,8 +15,8 @@ def convert_to_fp16(job: ExportJob) -> None:
         return
     job.stage("fp16", "converting for GPUs, checking against fp32 on the CPU")
     convert_fp16(job.path(FP32_FILE), job.path(FP16_FILE), external_data=job.external_data)
-    runner, reference, _ = job.calibration_run()
-    logits, _ = runner.logits(job.path(FP16_FILE))
+    runner, reference = job.calibration_run()
+    logits = runner.logits(job.path(FP16_FILE))
     heldout = job.calibration.heldout
     agree = float((logits.argmax(axis=1) == reference.argmax(axis=1))[heldout].mean())
     if agree < job.options.min_agreement:

@@ -1,12 +1,17 @@
-"""The int8 accuracy guard: try quantization candidates, keep the first that agrees with fp32.
+"""The int8 accuracy guard: try per-row int8 candidates, keep the first that agrees with fp32.
 
-Order: the base candidates (every weight in int8, fastest and smallest first); if none
-passes, every quantizable node is quantized alone and ranked by how far it moves the logits
-on the ranking pairs, and the fastest base candidate is retried with the top 1, 2, 4, 8, ...
-nodes kept in fp32, up to half of them; after the first pass, bisection finds the fewest
-fp32 nodes that still pass. Fewer fp32 nodes means smaller and faster, so that candidate is
-the one kept. If that base never passes, the next base climbs its own ladder. Pass/fail is top-1 agreement with the fp32 model on the held-out pairs, which
-never influence the node ranking.
+Every candidate is per-row int8 (``_rowquant``): batch-independent, and with 7-bit-safe
+weights, so any accepted graph gives the same integers on AVX2, AVX512-VNNI and AMX CPUs
+(:func:`_rowquant.saturation_free` is checked before a candidate is scored). Order: the base
+candidates (every weight MatMul in int8); if none passes, each MatMul is quantized alone and
+ranked by how far it moves the logits on the ranking pairs, and the first base is retried with
+the top 1, 2, 4, 8, ... MatMuls kept in fp32, up to half of them; after the first pass,
+bisection finds the fewest fp32 MatMuls that still pass. Pass/fail is top-1 agreement with
+the fp32 model on the held-out pairs, which never influence statistics or the ranking.
+
+Candidates run through the runtime's own inference loop (``run_encodings``, with the
+classifier's batch size and CPU token cap), so the guard measures what users get. Speeds come
+from interleaved repeated passes of fp32 and the candidate, and can be switched off.
 """
 
 from __future__ import annotations
@@ -20,22 +25,42 @@ from typing import Any
 
 import numpy as np
 
-from zsl_onnx.internals import make_batches
-from zsl_onnx.internals import read_json
-from zsl_onnx.internals import LogitsSession, create_session
-from zsl_onnx.internals import PairTokenizer
+from zsl_onnx.internals import (
+    CPU_MAX_BATCH_TOKENS,
+    DEFAULT_BATCH_SIZE,
+    LogitsSession,
+    PairTokenizer,
+    create_session,
+    read_json,
+    run_encodings,
+)
 
+from ._activations import ActivationStats, collect_stats
 from ._calibration import CalibrationSet
 from ._graph import external_files, size_with_data
-from ._quantize import BASE_CANDIDATES, QuantConfig, quantizable_nodes, quantize
+from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, save_model
+from ._rowquant import matmul_inputs, saturation_free, weight_matmuls
+
+__all__ = ["CandidateResult", "GuardReport", "PairRunner", "search_int8"]
 
 Progress = Callable[[str], None]
+SPEED_PAIRS = 256  # pairs per timed pass: enough for a stable median, few enough for big models
 
 
 class PairRunner:
-    """Tokenizes the calibration pairs once, then runs any ONNX file of the bundle on them."""
+    """Tokenizes the calibration pairs once, then runs any ONNX file on them through the
+    runtime's inference loop (same batch size and CPU token cap as the classifier)."""
 
-    def __init__(self, bundle_dir: Path, calibration: CalibrationSet, *, max_length: int, threads: int | None) -> None:
+    def __init__(
+        self,
+        bundle_dir: Path,
+        calibration: CalibrationSet,
+        *,
+        max_length: int,
+        threads: int | None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = CPU_MAX_BATCH_TOKENS,
+    ) -> None:
         tokenizer = PairTokenizer.from_file(
             bundle_dir / "tokenizer.json",
             tokenizer_config=read_json(bundle_dir / "tokenizer_config.json"),
@@ -47,39 +72,51 @@ class PairRunner:
         self._encodings = [tokenizer.join(p, h) for p, h in zip(premises, hypotheses)]
         self._pad_id = tokenizer.pad_id
         self._threads = threads
+        self._batch_size = batch_size
+        self._max_tokens = max_tokens
 
-    def speeds(self, model_paths: Sequence[Path], rounds: int = 3) -> list[float]:
+    def _run(self, session: LogitsSession, encodings: Sequence[Any]) -> np.ndarray:
+        return run_encodings(
+            encodings, session.run, batch_size=self._batch_size, pad_id=self._pad_id, max_tokens=self._max_tokens
+        )
+
+    def _select(self, subset: np.ndarray | None) -> list[Any]:
+        return list(self._encodings) if subset is None else [self._encodings[i] for i in subset]
+
+    def logits(self, model_path: Path, subset: np.ndarray | None = None) -> np.ndarray:
+        """Logits for all pairs (or ``subset``, in its order)."""
+        session = LogitsSession(create_session(model_path, threads=self._threads))
+        return self._run(session, self._select(subset))
+
+    def speeds(self, model_paths: Sequence[Path], rounds: int = 3, pairs: int | None = None) -> list[float]:
         """Median pairs/s of each model over ``rounds`` passes taken in turn (interleaved), so
-        a slow moment of the machine hits every model alike."""
-        batches = list(make_batches(self._encodings, batch_size=32, pad_id=self._pad_id))
+        a slow moment of the machine hits every model alike. ``pairs``: the first N only."""
+        encodings = self._encodings[:pairs] if pairs else self._encodings
         sessions = [LogitsSession(create_session(path, threads=self._threads)) for path in model_paths]
         timings: list[list[float]] = [[] for _ in sessions]
-        for session in sessions:
-            session.run(batches[0])
+        for session in sessions:  # warm-up: first runs allocate and pack weights
+            self._run(session, encodings[: self._batch_size])
         for _ in range(rounds):
             for session, times in zip(sessions, timings):
                 start = time.perf_counter()
-                for batch in batches:
-                    session.run(batch)
+                self._run(session, encodings)
                 times.append(time.perf_counter() - start)
-        return [len(self._encodings) / float(np.median(times)) for times in timings]
+        return [len(encodings) / float(np.median(times)) for times in timings]
 
-    def logits(self, model_path: Path, subset: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-        """Logits for all pairs (or ``subset``, in its order), and pairs/s after a warm-up batch."""
-        encodings = self._encodings if subset is None else [self._encodings[i] for i in subset]
-        batches = list(make_batches(encodings, batch_size=32, pad_id=self._pad_id))
-        session = LogitsSession(create_session(model_path, threads=self._threads))
-        session.run(batches[0])
-        out: np.ndarray | None = None
-        start = time.perf_counter()
-        for batch in batches:
-            logits = session.run(batch)
-            if out is None:
-                out = np.empty((len(encodings), logits.shape[1]), dtype=np.float32)
-            out[batch.positions] = logits
-        seconds = time.perf_counter() - start
-        assert out is not None
-        return out, len(encodings) / seconds
+    def stats(
+        self, model: Any, activations: Sequence[str], subset: np.ndarray, work: Path, *, external_data: bool
+    ) -> dict[str, ActivationStats]:
+        """fp32 statistics of ``activations`` of ``model`` (onnx.ModelProto) on ``subset``."""
+
+        def open_probe(probe: Any) -> Any:
+            path = work / "probe.onnx"
+            save_model(probe, path, external_data=external_data)
+            return create_session(path, threads=self._threads)
+
+        return collect_stats(
+            model, activations, self._select(subset), make_session=open_probe,
+            pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +126,7 @@ class CandidateResult:
     ranking_agreement: float
     max_abs_diff: float
     size: int
-    pairs_per_s: float
-    speedup: float  # vs fp32 on the same pairs; one pass, so +-20%: a guide, not a benchmark
+    speedup: float | None  # vs fp32, median of interleaved passes; None when not measured
     passed: bool
 
     def to_json(self) -> dict[str, Any]:
@@ -100,10 +136,9 @@ class CandidateResult:
             "ranking_agreement": round(self.ranking_agreement, 6),
             "max_abs_logit_diff": round(self.max_abs_diff, 6),
             "size": self.size,
-            "pairs_per_s": round(self.pairs_per_s, 1),
-            "speedup_vs_fp32": round(self.speedup, 3),
+            "speedup_vs_fp32": None if self.speedup is None else round(self.speedup, 3),
             "passed": self.passed,
-            "excluded_nodes": len(self.config.nodes_to_exclude),
+            "fp32_nodes": list(self.config.nodes_to_exclude),
         }
 
 
@@ -113,7 +148,6 @@ class GuardReport:
     calibration: dict[str, object]
     graph: dict[str, Any]
     fp32_size: int
-    fp32_pairs_per_s: float
     candidates: list[CandidateResult] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)
     chosen: CandidateResult | None = None
@@ -125,7 +159,8 @@ class GuardReport:
             "reference": "ONNX fp32 model, top-1 on held-out calibration pairs",
             "calibration": self.calibration,
             "graph": self.graph,
-            "fp32": {"size": self.fp32_size, "pairs_per_s": round(self.fp32_pairs_per_s, 1)},
+            "fp32": {"size": self.fp32_size},
+            "speed_measurement": f"first {SPEED_PAIRS} calibration pairs, median of interleaved passes with fp32",
             "candidates": [c.to_json() for c in self.candidates],
             "chosen": self.chosen.config.name if self.chosen else None,
             "kept_lossy": self.kept_lossy,
@@ -133,12 +168,13 @@ class GuardReport:
         }
 
     def table(self) -> str:
-        rows = ["candidate                          agreement  size/fp32  speed/fp32  result"]
+        rows = ["candidate                              agreement  size/fp32  speed/fp32  result"]
         for c in self.candidates:
             verdict = "chosen" if c is self.chosen else ("pass" if c.passed else "fail")
+            speed = "-" if c.speedup is None else f"{c.speedup:.2f}x"
             rows.append(
-                f"{c.config.name:<34} {c.heldout_agreement:>9.2%}  {c.size / self.fp32_size:>9.0%}  "
-                f"{c.speedup:>9.2f}x  {verdict}"
+                f"{c.config.name:<38} {c.heldout_agreement:>9.2%}  {c.size / self.fp32_size:>9.0%}  "
+                f"{speed:>10}  {verdict}"
             )
         return "\n".join(rows)
 
@@ -151,54 +187,72 @@ def search_int8(
     calibration: CalibrationSet,
     reference: np.ndarray,
     fp32_size: int,
-    fp32_pairs_per_s: float,
     min_agreement: float,
-    graph_info: dict[str, Any],
     external_data: bool,
     keep_lossy: bool = False,
     candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    measure_speed: bool = True,
+    graph_info: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> GuardReport:
-    """Quantize ``graph`` candidate by candidate; the chosen one ends up at ``target``.
+    """Quantize the fp32 ``graph`` candidate by candidate; the chosen one ends up at ``target``.
 
-    ``reference`` holds the fp32 model's logits on all calibration pairs.
+    ``reference`` holds the fp32 model's logits on all calibration pairs. ``measure_speed``
+    False skips the timed passes (tests, or exports where only fidelity matters).
     """
+    import onnx
+
     say = progress or (lambda message: None)
-    report = GuardReport(min_agreement, calibration.describe(), graph_info, fp32_size, fp32_pairs_per_s)
+    report = GuardReport(min_agreement, calibration.describe(), dict(graph_info or {}), fp32_size)
     work = target.parent / ".guard"
     work.mkdir(exist_ok=True)
     files: dict[int, Path] = {}
-
-    def attempt(config: QuantConfig) -> CandidateResult:
-        path = work / f"candidate-{len(report.candidates)}.onnx"
-        quantize(graph, path, config, external_data=external_data)
-        logits, pps = runner.logits(path)
-        result = _score(config, logits, reference, calibration, path, pps, fp32_pairs_per_s, min_agreement)
-        report.candidates.append(result)
-        files[id(result)] = path
-        _prune(report.candidates, files)
-        say(f"      {config.name}: agreement {result.heldout_agreement:.2%}, "
-            f"{result.size / fp32_size:.0%} of fp32 size, {result.speedup:.2f}x fp32 speed")
-        return result
-
-    def choose(result: CandidateResult, *, lossy: bool = False) -> GuardReport:
-        report.chosen, report.kept_lossy = result, lossy
-        _move(files[id(result)], target)
-        return report
-
     try:
+        model = onnx.load(str(graph))
+        nodes = weight_matmuls(model)
+        say(f"      per-row int8 over {len(nodes)} weight MatMuls; activation statistics "
+            f"from {len(calibration.ranking)} ranking pairs")
+        stats = runner.stats(model, matmul_inputs(model, nodes), calibration.ranking, work, external_data=external_data)
+        quantizer = RowQuantizer(model, stats)
+        report.graph.update({"weight_matmuls": len(quantizer.nodes)})
+
+        def attempt(config: QuantConfig) -> CandidateResult:
+            path = work / f"candidate-{len(report.candidates)}.onnx"
+            built = quantizer.build(config)
+            unsafe = saturation_free(built)
+            if unsafe:  # cannot happen with _rowquant's weights; never ship a graph that could
+                raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
+            save_model(built, path, external_data=external_data)
+            logits = runner.logits(path)
+            speedup = None
+            if measure_speed:
+                fp32_speed, int8_speed = runner.speeds([graph, path], pairs=SPEED_PAIRS)
+                speedup = int8_speed / fp32_speed
+            result = _score(config, logits, reference, calibration, path, speedup, min_agreement)
+            report.candidates.append(result)
+            files[id(result)] = path
+            _prune(report.candidates, files)
+            say(f"      {config.name}: agreement {result.heldout_agreement:.2%}, "
+                f"{result.size / fp32_size:.0%} of fp32 size"
+                + ("" if speedup is None else f", {speedup:.2f}x fp32 speed"))
+            return result
+
+        def choose(result: CandidateResult, *, lossy: bool = False) -> GuardReport:
+            report.chosen, report.kept_lossy = result, lossy
+            _move(files[id(result)], target)
+            return report
+
         for config in candidates:
             if (result := attempt(config)).passed:
                 return choose(result)
-        # Base candidates come fastest first, and their kernels differ more in speed (s8 vs u8
-        # weights on AVX2) than a few fp32 nodes do: climb the ladder on each base in turn.
-        for start in candidates:
-            ordered = _rank_nodes(graph, start, runner, calibration, reference, report, work, external_data, say)
+        if candidates:
+            start = candidates[0]
+            ordered = _rank_nodes(quantizer, start, runner, calibration, reference, report, work, external_data, say)
             failed = 0
             for count in _ladder(len(ordered)):
                 result = attempt(start.excluding(ordered[:count]))
                 if result.passed:
-                    # Fewest fp32 nodes that still pass: bisect between the last failure and here.
+                    # Fewest fp32 MatMuls that still pass: bisect between the last failure and here.
                     low, high, best = failed, count, result
                     while high - low > 1:
                         middle = (low + high) // 2
@@ -226,7 +280,7 @@ def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
 
 
 def _rank_nodes(
-    graph: Path,
+    quantizer: RowQuantizer,
     config: QuantConfig,
     runner: PairRunner,
     calibration: CalibrationSet,
@@ -236,22 +290,21 @@ def _rank_nodes(
     external_data: bool,
     say: Progress,
 ) -> list[str]:
-    """Quantize each node alone; most sensitive first (mean |logit diff| on the ranking pairs)."""
-    nodes = quantizable_nodes(graph, config.op_types)
-    say(f"      no base candidate passed; measuring each of {len(nodes)} nodes alone ({config.name})")
+    """Quantize each MatMul alone; most sensitive first (mean |logit diff| on the ranking pairs)."""
+    say(f"      no base candidate passed; measuring each of {len(quantizer.nodes)} MatMuls alone ({config.name})")
     ranking = calibration.ranking
-    report.sensitivity = []  # the manifest keeps the ranking of the base the ladder ends on
-    for node in nodes:
-        path = work / "one-node.onnx"
-        quantize(graph, path, config, external_data=external_data, only_nodes=[node])
-        logits, _ = runner.logits(path, subset=ranking)
+    report.sensitivity = []
+    path = work / "one-node.onnx"
+    for node in quantizer.nodes:
+        save_model(quantizer.build(config, only_nodes=[node]), path, external_data=external_data)
+        logits = runner.logits(path, subset=ranking)
         report.sensitivity.append((node, float(np.abs(logits - reference[ranking]).mean())))
     report.sensitivity.sort(key=lambda item: item[1], reverse=True)
     return [node for node, _ in report.sensitivity]
 
 
 def _ladder(nodes: int) -> list[int]:
-    """How many nodes to keep in fp32: 1, 2, 4, 8, ... and exactly half last."""
+    """How many MatMuls to keep in fp32: 1, 2, 4, 8, ... and exactly half last."""
     half = nodes // 2
     return sorted({min(2**i, half) for i in range(half.bit_length() + 1)} - {0})
 
@@ -262,21 +315,18 @@ def _score(
     reference: np.ndarray,
     calibration: CalibrationSet,
     path: Path,
-    pps: float,
-    fp32_pps: float,
+    speedup: float | None,
     min_agreement: float,
 ) -> CandidateResult:
     agree = np.argmax(logits, axis=1) == np.argmax(reference, axis=1)
     heldout = float(agree[calibration.heldout].mean())
-    size = size_with_data(path)
     return CandidateResult(
         config=config,
         heldout_agreement=heldout,
         ranking_agreement=float(agree[calibration.ranking].mean()),
         max_abs_diff=float(np.abs(logits - reference).max()),
-        size=size,
-        pairs_per_s=pps,
-        speedup=pps / fp32_pps,
+        size=size_with_data(path),
+        speedup=speedup,
         passed=heldout >= min_agreement,
     )
 

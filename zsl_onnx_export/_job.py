@@ -49,6 +49,7 @@ class ExportOptions:
     calibration_labels: Sequence[str] | None
     keep_lossy_int8: bool
     int8_candidates: Sequence[QuantConfig]
+    measure_int8_speed: bool
     fp16: bool
     validate: bool
     atol: float
@@ -87,7 +88,7 @@ class ExportJob:
     manifest: dict[str, Any] = field(default_factory=dict)
     # embedding bundles: the sentence-transformers modules and what their steps found (see _embedding_export)
     embedding: Any = None
-    _calibration_run: tuple[PairRunner, np.ndarray, float] | None = None
+    _calibration_run: tuple[PairRunner, np.ndarray] | None = None
 
     def stage(self, name: str, text: str) -> None:
         """Print a numbered progress heading: ``[3/6] validate: ...``."""
@@ -105,13 +106,12 @@ class ExportJob:
         classifier = ZeroShotClassifier.from_pretrained(self.staging, variant=variant, verify=False)
         return compare(self.reference, classifier.pair_logits(premises, hypotheses))
 
-    def calibration_run(self) -> tuple[PairRunner, np.ndarray, float]:
-        """The calibration runner, fp32's calibration logits and fp32's pairs/s, computed once
-        for every step that checks a variant against fp32."""
+    def calibration_run(self) -> tuple[PairRunner, np.ndarray]:
+        """The calibration runner and fp32's calibration logits, computed once for every step
+        that checks a variant against fp32."""
         if self._calibration_run is None:
             runner = PairRunner(
                 self.staging, self.calibration, max_length=self.max_length, threads=self.options.threads
             )
-            logits, pairs_per_s = runner.logits(self.path(FP32_FILE))
-            self._calibration_run = (runner, logits, pairs_per_s)
+            self._calibration_run = (runner, runner.logits(self.path(FP32_FILE)))
         return self._calibration_run

@@ -1,0 +1,87 @@
+"""Statistics of the fp32 activations that feed weight MatMuls, over calibration pairs.
+
+Per-row int8 needs two things from real inputs: each input channel's largest magnitude
+(SmoothQuant's per-channel factors) and the Gram matrix X^T X of the inputs (GPTQ's Hessian,
+which says how a rounding error in one weight row can be compensated by the others). Both
+come from one pass of the fp32 graph with the activations exposed as extra outputs, through
+the runtime's own inference loop. Padding tokens are left out: they never reach the scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from zsl_onnx.internals import Batch, run_encodings
+
+__all__ = ["ActivationStats", "collect_stats"]
+
+
+@dataclass
+class ActivationStats:
+    """One activation's statistics over the calibration rows (padding excluded)."""
+
+    channel_max: np.ndarray  # float64 [K]: max |x| per input channel
+    gram: np.ndarray  # float64 [K, K]: sum of x x^T over rows
+    rows: int = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        values = rows.astype(np.float64)
+        self.channel_max = np.maximum(self.channel_max, np.abs(values).max(axis=0, initial=0.0))
+        self.gram += values.T @ values
+        self.rows += len(values)
+
+
+def collect_stats(
+    model: Any,
+    activations: Sequence[str],
+    encodings: Sequence[Any],
+    *,
+    make_session: Callable[[Any], Any],
+    pad_id: int,
+    batch_size: int,
+    max_tokens: int | None,
+) -> dict[str, ActivationStats]:
+    """Run ``model`` (onnx.ModelProto) on ``encodings``; statistics of each named activation.
+
+    ``make_session`` opens an onnxruntime session on a ModelProto (the graph with the
+    activations added as outputs).
+    """
+    import onnx
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    outputs = {o.name for o in probe.graph.output}
+    for name in activations:
+        if name not in outputs:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = make_session(probe)
+    inputs = {i.name for i in session.get_inputs()}
+    stats: dict[str, ActivationStats] = {}
+
+    def run(batch: Batch) -> np.ndarray:
+        feed = {
+            name: value
+            for name, value in (
+                ("input_ids", batch.input_ids),
+                ("attention_mask", batch.attention_mask),
+                ("token_type_ids", batch.token_type_ids),
+            )
+            if name in inputs
+        }
+        values = session.run(list(activations), feed)
+        real = batch.attention_mask.astype(bool)
+        for name, value in zip(activations, values):
+            # [rows, tokens, K] with padding, or already one token per row (head-token layers)
+            rows = value[real] if value.ndim == 3 and value.shape[:2] == real.shape else value.reshape(-1, value.shape[-1])
+            if name not in stats:
+                k = rows.shape[-1]
+                stats[name] = ActivationStats(np.zeros(k), np.zeros((k, k)))
+            stats[name].add(rows)
+        return np.zeros((len(batch.positions), 1), dtype=np.float32)
+
+    run_encodings(encodings, run, batch_size=batch_size, pad_id=pad_id, max_tokens=max_tokens)
+    return stats
