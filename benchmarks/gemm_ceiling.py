@@ -42,7 +42,7 @@ def kernel_rates(hidden: int, intermediate: int, threads: int) -> dict[str, floa
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from zsl_onnx_export.internals import QuantConfig, quantize
+    from zsl_onnx_export.internals import quantize_weights, rowquant
 
     rng = np.random.default_rng(0)
     weight = numpy_helper.from_array(rng.normal(0, 0.05, (hidden, intermediate)).astype(np.float32), "w")
@@ -54,10 +54,11 @@ def kernel_rates(hidden: int, intermediate: int, threads: int) -> dict[str, floa
     rates = {}
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(fp32))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(model, str(fp32))
         int8 = Path(tmp) / "int8.onnx"
-        quantize(fp32, int8, QuantConfig("s8 per-channel 7-bit", op_types=("MatMul",)), external_data=False)
-        for name, path in (("fp32 MatMul", fp32), ("int8 dynamic (s8 7-bit weights)", int8)):
+        onnx.save(rowquant(model, {"ffn": quantize_weights(numpy_helper.to_array(weight))}), str(int8))
+        for name, path in (("fp32 MatMul", fp32), ("int8 per-row (7-bit weights)", int8)):
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -78,7 +78,8 @@ def test_int8_error_sources_compares_rounding_and_activation_error(tiny_bert: Ti
                "--results-dir", tmp_path)
     result = json.loads((tmp_path / "int8_error_sources.json").read_text())
     assert [r["model"] for r in result["rows"]] == [
-        "all-int8, round to nearest", "weights only, round to nearest", "all-int8, GPTQ", "weights only, GPTQ"]
+        "round to nearest", "GPTQ", "SmoothQuant", "SmoothQuant + GPTQ",
+        "weights only (SmoothQuant + GPTQ weights, fp32 activations)"]
     assert result["sick_pairs"] == 16
     for r in result["rows"]:
         assert 0.0 <= r["held-out calibration"] <= 1.0 and 0.0 <= r["SICK test"] <= 1.0

@@ -15,7 +15,8 @@ from zsl_onnx_export import ExportError, export_bundle  # noqa: E402
 from zsl_onnx_export._calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
 from zsl_onnx_export._cli import main  # noqa: E402
 from zsl_onnx_export._guard import PairRunner, search_int8  # noqa: E402
-from zsl_onnx_export._quantize import BASE_CANDIDATES, quantizable_nodes  # noqa: E402
+from zsl_onnx_export._quantize import BASE_CANDIDATES  # noqa: E402
+from zsl_onnx_export._rowquant import saturation_free, weight_matmuls  # noqa: E402
 
 LABELS = ["music", "sports", "economy"]
 
@@ -60,40 +61,42 @@ def test_bad_calibration_files_are_named(tmp_path, name, content, kwargs, messag
 
 @pytest.fixture(scope="module")
 def bert_guard_inputs(tiny_models, small_calibration):
-    bundle = tiny_models("bert").bundle
+    bundle = tiny_models("bert", int8=False).bundle
     cal = load_calibration(small_calibration, template="This example is {}.")
     runner = PairRunner(bundle, cal, max_length=128, threads=1)
-    reference, pps = runner.logits(bundle / "onnx" / "model.onnx")
-    return bundle, cal, runner, reference, pps
+    reference = runner.logits(bundle / "onnx" / "model.onnx")
+    return bundle, cal, runner, reference
 
 
 def _search(inputs, target, reference=None, **kwargs):
-    bundle, cal, runner, fp32_reference, pps = inputs
+    bundle, cal, runner, fp32_reference = inputs
+    kwargs.setdefault("measure_speed", False)
     return search_int8(
         bundle / "onnx" / "model.onnx", target, runner=runner, calibration=cal,
-        reference=fp32_reference if reference is None else reference, fp32_size=1, fp32_pairs_per_s=pps,
-        graph_info={}, external_data=False, **kwargs,
+        reference=fp32_reference if reference is None else reference, fp32_size=1,
+        external_data=False, **kwargs,
     )
 
 
 def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_path):
-    bundle, cal, _, reference, _ = bert_guard_inputs
+    import onnx
+
+    bundle, cal, _, reference = bert_guard_inputs
     wrong = np.roll(reference, 1, axis=1)  # a reference no int8 model can agree with
     report = _search(bert_guard_inputs, tmp_path / "int8.onnx", reference=wrong, min_agreement=0.99)
     assert report.chosen is None and not (tmp_path / "int8.onnx").exists()
-    nodes = quantizable_nodes(bundle / "onnx" / "model.onnx", BASE_CANDIDATES[0].op_types)
-    assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every node measured alone
+    nodes = weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx")))
+    assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every MatMul measured alone
     excluded = [len(c.config.nodes_to_exclude) for c in report.candidates]
     assert excluded[: len(BASE_CANDIDATES)] == [0] * len(BASE_CANDIDATES)
-    # then each base, fastest first, climbs its own ladder up to half the nodes in fp32
-    ladders = excluded[len(BASE_CANDIDATES):]
-    per_base = len(ladders) // len(BASE_CANDIDATES)
-    for i, base in enumerate(BASE_CANDIDATES):
-        ladder = report.candidates[len(BASE_CANDIDATES) + i * per_base: len(BASE_CANDIDATES) + (i + 1) * per_base]
-        assert all(c.config.name.startswith(base.name) for c in ladder)
-        assert [len(c.config.nodes_to_exclude) for c in ladder][-1] == len(nodes) // 2
-        assert ladders[i * per_base: (i + 1) * per_base] == sorted(ladders[i * per_base: (i + 1) * per_base])
-    assert all(not c.passed for c in report.candidates)
+    # then the first base climbs the ladder, most sensitive MatMuls first, up to half in fp32
+    ladder = report.candidates[len(BASE_CANDIDATES):]
+    ranked = [n for n, _ in report.sensitivity]
+    assert all(c.config.name.startswith(BASE_CANDIDATES[0].name) for c in ladder)
+    assert [len(c.config.nodes_to_exclude) for c in ladder] == sorted({min(2**i, len(nodes) // 2) for i in range(12)})
+    assert all(list(c.config.nodes_to_exclude) == ranked[: len(c.config.nodes_to_exclude)] for c in ladder)
+    assert excluded[-1] == len(nodes) // 2
+    assert all(not c.passed and c.speedup is None for c in report.candidates)
     assert "fail" in report.table() and "chosen" not in report.table()
     assert not list(tmp_path.glob(".guard*")), "scratch files left behind"
 
@@ -103,10 +106,32 @@ def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_pat
 
 
 def test_guard_keeps_the_first_candidate_that_passes(bert_guard_inputs, tmp_path):
-    report = _search(bert_guard_inputs, tmp_path / "int8.onnx", min_agreement=0.5)
+    import onnx
+
+    bundle, cal, runner, reference = bert_guard_inputs
+    report = _search(bert_guard_inputs, tmp_path / "int8.onnx", min_agreement=0.5, measure_speed=True)
     assert len(report.candidates) == 1 and report.chosen is report.candidates[0] and report.chosen.passed
     assert report.chosen.heldout_agreement >= 0.5 and report.sensitivity == []
-    assert (tmp_path / "int8.onnx").is_file()
+    assert report.chosen.speedup is not None and report.chosen.speedup > 0  # interleaved passes ran
+    chosen = onnx.load(str(tmp_path / "int8.onnx"))
+    ops = [n.op_type for n in chosen.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == len(weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx"))))
+    assert "DynamicQuantizeLinear" not in ops  # no per-tensor (batch-wide) activation scales
+    assert saturation_free(chosen) == []
+
+
+def test_guard_scores_through_the_runtime_loop(bert_guard_inputs, tmp_path):
+    """The guard's logits for a candidate are the classifier's own, bit for bit: same
+    tokenization, sorting, batch size and CPU token cap."""
+    import shutil
+
+    bundle, cal, runner, _ = bert_guard_inputs
+    _search(bert_guard_inputs, tmp_path / "int8.onnx", min_agreement=0.5)
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    shutil.copy(tmp_path / "int8.onnx", copy / "onnx" / "model.onnx")
+    classifier = ZeroShotClassifier.from_pretrained(copy, variant="fp32", verify=False, max_length=128)
+    assert np.array_equal(runner.logits(copy / "onnx" / "model.onnx"), classifier.pair_logits(cal.premises, cal.hypotheses))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

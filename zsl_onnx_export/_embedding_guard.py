@@ -18,7 +18,7 @@ import numpy as np
 from zsl_onnx.internals import build_hypotheses, load_embedding_scorer, read_bundle
 
 from ._graph import external_files
-from ._quantize import BASE_CANDIDATES, QuantConfig, quantize
+from ._quantize import PLAIN_CANDIDATES, QuantConfig, quantize
 
 Progress = Callable[[str], None]
 
@@ -72,7 +72,7 @@ def guard_int8(
     min_agreement: float,
     keep_lossy: bool,
     external_data: bool,
-    candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    candidates: Sequence[QuantConfig] = PLAIN_CANDIDATES,
     progress: Progress | None = None,
 ) -> EmbeddingGuardReport:
     """Try ``candidates`` in order; the first that passes is left at ``target`` (with

@@ -19,7 +19,15 @@ from ._activations import ActivationStats
 from ._rowquant import RowQuantWeights, quantize_weights, rowquant, weight_matmuls
 from ._weight_rounding import gptq_weights, smoothing_factors
 
-__all__ = ["BASE_CANDIDATES", "QuantConfig", "RowQuantizer", "quantize_model", "save_model"]
+__all__ = [
+    "BASE_CANDIDATES",
+    "PLAIN_CANDIDATES",
+    "QuantConfig",
+    "RowQuantizer",
+    "quantize",
+    "quantize_model",
+    "save_model",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,10 @@ class QuantConfig:
 # 7-bit-safe weights (see _rowquant), so any candidate the guard accepts is batch-independent
 # and gives the same integers on AVX2, AVX512-VNNI and AMX CPUs.
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (QuantConfig("per-row int8, smoothed, GPTQ"),)
+# For callers without activation statistics of their graph: round to nearest, no smoothing.
+PLAIN_CANDIDATES: tuple[QuantConfig, ...] = (
+    QuantConfig("per-row int8, round to nearest", smooth_alpha=None, gptq=False),
+)
 
 
 def quantize_model(
@@ -61,30 +73,38 @@ def quantize_model(
     are computed over all weight MatMuls reading an activation, so a MatMul's int8 weights do
     not depend on which of its neighbours stay fp32 (``cache`` reuses them across candidates).
     """
+    cache = {} if cache is None else cache
+    specs = {name: _weights(model, name, stats, config, cache) for name in nodes}
+    return rowquant(model, specs)
+
+
+def _weights(
+    model: Any,
+    name: str,
+    stats: Mapping[str, ActivationStats],
+    config: QuantConfig,
+    cache: dict[tuple[str, float | None, bool], RowQuantWeights],
+) -> RowQuantWeights:
+    """One MatMul's int8 weights under ``config`` (computed once per cache)."""
     from onnx import numpy_helper
 
+    key = (name, config.smooth_alpha, config.gptq)
+    if key in cache:
+        return cache[key]
     inits = {i.name: i for i in model.graph.initializer}
     by_name = {n.name: n for n in model.graph.node}
-    readers: dict[str, list[str]] = {}
-    for name in weight_matmuls(model):
-        readers.setdefault(by_name[name].input[0], []).append(name)
-    cache = {} if cache is None else cache
-    specs: dict[str, RowQuantWeights] = {}
-    for name in nodes:
-        key = (name, config.smooth_alpha, config.gptq)
-        if key not in cache:
-            activation = by_name[name].input[0]
-            weight = numpy_helper.to_array(inits[by_name[name].input[1]])
-            smooth = None
-            if config.smooth_alpha is not None:
-                group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers[activation]]
-                smooth = smoothing_factors(stats[activation].channel_max, group, config.smooth_alpha)
-            if config.gptq:
-                cache[key] = gptq_weights(weight, stats[activation].gram, smooth)
-            else:
-                cache[key] = quantize_weights(weight, smooth)
-        specs[name] = cache[key]
-    return rowquant(model, specs)
+    activation = by_name[name].input[0]
+    weight = numpy_helper.to_array(inits[by_name[name].input[1]])
+    smooth = None
+    if config.smooth_alpha is not None:
+        readers = [n for n in weight_matmuls(model) if by_name[n].input[0] == activation]
+        group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
+        smooth = smoothing_factors(stats[activation].channel_max, group, config.smooth_alpha)
+    if config.gptq:
+        cache[key] = gptq_weights(weight, stats[activation].gram, smooth)
+    else:
+        cache[key] = quantize_weights(weight, smooth)
+    return cache[key]
 
 
 class RowQuantizer:
@@ -103,8 +123,48 @@ class RowQuantizer:
             self._model, [n for n in chosen if n not in skip], self._stats, config, cache=self._cache
         )
 
+    def weights(self, config: QuantConfig, node: str) -> RowQuantWeights:
+        """The int8 weights ``node`` gets under ``config``."""
+        return _weights(self._model, node, self._stats, config, self._cache)
+
+    def output_errors(self, node: str) -> dict[str, float]:
+        """Squared output error on the calibration rows, sum of |x (W - W_int8)|^2, of round to
+        nearest and of GPTQ (no smoothing): how much GPTQ's rounding buys per MatMul."""
+        from onnx import numpy_helper
+
+        by_name = {n.name: n for n in self._model.graph.node}
+        inits = {i.name: i for i in self._model.graph.initializer}
+        weight = numpy_helper.to_array(inits[by_name[node].input[1]]).astype(np.float64)
+        gram = self._stats[by_name[node].input[0]].gram
+        errors = {}
+        for label, gptq in (("round_to_nearest", False), ("gptq", True)):
+            delta = weight - self.weights(QuantConfig(label, smooth_alpha=None, gptq=gptq), node).dequantized()
+            errors[label] = float(np.einsum("ko,kl,lo->", delta, gram, delta))
+        return errors
+
     def write(self, config: QuantConfig, target: Path, *, external_data: bool, only_nodes: Sequence[str] | None = None) -> None:
         save_model(self.build(config, only_nodes), target, external_data=external_data)
+
+
+def quantize(
+    source: Path,
+    target: Path,
+    config: QuantConfig,
+    *,
+    external_data: bool,
+    stats: Mapping[str, ActivationStats] | None = None,
+) -> None:
+    """Write the graph at ``source`` to ``target`` with every weight MatMul (but
+    ``config.nodes_to_exclude``) in per-row int8. Smoothing and GPTQ need ``stats`` of the
+    graph's activations (see ``_activations``); without them use :data:`PLAIN_CANDIDATES`."""
+    import onnx
+
+    if stats is None and (config.smooth_alpha is not None or config.gptq):
+        raise ValueError(f"{config.name!r} needs activation statistics (smoothing or GPTQ); pass stats= "
+                         "or use a PLAIN_CANDIDATES config")
+    model = onnx.load(str(source))
+    nodes = [n for n in weight_matmuls(model) if n not in set(config.nodes_to_exclude)]
+    save_model(quantize_model(model, nodes, stats or {}, config), target, external_data=external_data)
 
 
 def save_model(model: Any, target: Path, *, external_data: bool) -> None:

@@ -128,6 +128,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     quantized: dict[tuple[str, bytes], tuple[str, str]] = {}  # (activation, smooth) -> (q, scale)
     prefix = "rowquant"
     consts = _constants(new_inits, prefix)
+    opset = next((op.version for op in out.opset_import if op.domain in ("", "ai.onnx")), 18)
     for node in graph.node:
         spec = weights.get(node.name)
         if spec is None:
@@ -139,7 +140,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
         key = (activation, b"" if spec.smooth is None else spec.smooth.tobytes())
         if key not in quantized:
             tag = f"{prefix}/a{len(quantized)}"
-            quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec.smooth, tag)
+            quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec.smooth, tag, opset)
         q_name, scale_name = quantized[key]
         base = f"{prefix}/{node.name}"
         new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec.levels, dtype=np.int8), f"{base}/w_q"))
@@ -184,6 +185,7 @@ def _quantize_rows(
     activation: str,
     smooth: np.ndarray | None,
     tag: str,
+    opset: int,
 ) -> tuple[str, str]:
     """Append the per-row quantization of ``activation``; returns (uint8 rows, scale [..., 1])."""
     from onnx import helper, numpy_helper
@@ -193,10 +195,14 @@ def _quantize_rows(
         inits.append(numpy_helper.from_array((1.0 / smooth).astype(np.float32), f"{tag}/inv_smooth"))
         nodes.append(helper.make_node("Mul", [activation, f"{tag}/inv_smooth"], [f"{tag}/smoothed"], name=f"{tag}/smooth"))
         source = f"{tag}/smoothed"
+    if opset >= 18:  # axes became an input in opset 18
+        peak = helper.make_node("ReduceMax", [f"{tag}/abs", consts["last_axis"]], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1)
+    else:
+        peak = helper.make_node("ReduceMax", [f"{tag}/abs"], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1, axes=[-1])
     nodes.extend(
         [
             helper.make_node("Abs", [source], [f"{tag}/abs"], name=f"{tag}/abs"),
-            helper.make_node("ReduceMax", [f"{tag}/abs", consts["last_axis"]], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1),
+            peak,
             helper.make_node("Mul", [f"{tag}/peak", consts["inv_level"]], [f"{tag}/raw_scale"], name=f"{tag}/raw_scale"),
             helper.make_node("Max", [f"{tag}/raw_scale", consts["tiny"]], [f"{tag}/scale"], name=f"{tag}/scale"),
             helper.make_node("Div", [source, f"{tag}/scale"], [f"{tag}/unit"], name=f"{tag}/unit"),

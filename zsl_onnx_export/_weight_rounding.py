@@ -20,6 +20,7 @@ from ._rowquant import WEIGHT_LEVEL, RowQuantWeights, quantize_weights
 
 __all__ = ["gptq_weights", "smoothing_factors"]
 
+_BLOCK = 128  # GPTQ rows rounded between two updates of the remaining rows
 _FLOOR = 1e-5  # channels that are all zero in the calibration set get a neutral factor
 
 
@@ -53,10 +54,16 @@ def gptq_weights(
     h += damp * np.mean(np.diag(h)) * np.eye(len(h))
     upper = np.linalg.cholesky(np.linalg.inv(h)).T
     levels = np.empty_like(w)
-    for i in range(len(w)):
-        levels[i] = np.clip(np.round(w[i] / scale), -WEIGHT_LEVEL, WEIGHT_LEVEL)
-        error = (w[i] - levels[i] * scale) / upper[i, i]
-        w[i + 1 :] -= np.outer(upper[i, i + 1 :], error)
+    for start in range(0, len(w), _BLOCK):  # lazy batch updates: one matrix product per block
+        stop = min(start + _BLOCK, len(w))
+        block = w[start:stop].copy()
+        errors = np.empty_like(block)
+        for i in range(stop - start):
+            row = start + i
+            levels[row] = np.clip(np.round(block[i] / scale), -WEIGHT_LEVEL, WEIGHT_LEVEL)
+            errors[i] = (block[i] - levels[row] * scale) / upper[row, row]
+            block[i + 1 :] -= np.outer(upper[row, row + 1 : stop], errors[i])
+        w[stop:] -= upper[start:stop, stop:].T @ errors
     out = np.empty_like(levels)
     out[order] = levels
     return RowQuantWeights(out.astype(np.int8), nearest.scale, nearest.smooth)

@@ -6,15 +6,20 @@ here only, never from the private ``zsl_onnx_export._*`` modules, so those stay 
 
 from ._calibration import CalibrationSet, builtin_calibration
 from ._fp32 import export_onnx
-from ._graph import optimize_for_int8
 from ._guard import PairRunner
 from ._head_token import rewrite_file
 from ._job import FP32_FILE, INT8_FILE
-from ._quantize import BASE_CANDIDATES, QuantConfig, quantize
+from ._activations import ActivationStats, collect_stats
+from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, quantize_model, save_model
+from ._rowquant import matmul_inputs, quantize_weights, rowquant, saturation_free, weight_matmuls
 from ._source import load_sequence_classifier
 
 __all__ = [
     "BASE_CANDIDATES",
+    "ActivationStats",
+    "RowQuantizer",
+    "collect_stats",
+    "matmul_inputs",
     "FP32_FILE",
     "INT8_FILE",
     "CalibrationSet",
@@ -23,7 +28,11 @@ __all__ = [
     "builtin_calibration",
     "export_onnx",
     "load_sequence_classifier",
-    "optimize_for_int8",
-    "quantize",
+    "quantize_model",
+    "quantize_weights",
+    "rowquant",
+    "saturation_free",
+    "save_model",
+    "weight_matmuls",
     "rewrite_file",
 ]

@@ -1,0 +1,171 @@
+"""Per-row int8 rewrite: each MatMul's numerics against a numpy reference, bias added once,
+weights inside the AVX2-safe range, rows independent of their batch mates bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from zsl_onnx_export._rowquant import (
+    WEIGHT_LEVEL,
+    RowQuantWeights,
+    quantize_weights,
+    reference_matmul,
+    rowquant,
+    saturation_free,
+    weight_matmuls,
+)
+from zsl_onnx_export._weight_rounding import gptq_weights, smoothing_factors
+
+K, N, M = 48, 40, 24
+
+
+def two_layer_graph(seed: int = 0) -> onnx.ModelProto:
+    """x -> MatMul(w1) + b1 -> Relu -> MatMul(w2) + b2, and a second MatMul(w3) reading x too."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(size=(K, N)).astype(np.float32)
+    w1[5] *= 30  # an outlier input channel, as transformer activations have
+    inits = [
+        numpy_helper.from_array(w1, "w1"),
+        numpy_helper.from_array(rng.normal(size=N).astype(np.float32), "b1"),
+        numpy_helper.from_array(rng.normal(size=(N, M)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(size=M).astype(np.float32), "b2"),
+        numpy_helper.from_array(rng.normal(size=(K, M)).astype(np.float32), "w3"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h1"], name="mm1"),
+        helper.make_node("Add", ["h1", "b1"], ["a1"], name="add1"),
+        helper.make_node("Relu", ["a1"], ["r1"], name="relu"),
+        helper.make_node("MatMul", ["r1", "w2"], ["h2"], name="mm2"),
+        helper.make_node("Add", ["h2", "b2"], ["y"], name="add2"),
+        helper.make_node("MatMul", ["x", "w3"], ["z"], name="mm3"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "tokens", K])
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("h1", "a1", "r1", "h2", "y", "z")]
+    graph = helper.make_graph(nodes, "two_layer", [x], outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL  # what the runtime uses
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(names, {"x": x})))
+
+
+def specs_for(model: onnx.ModelProto, smooth: bool) -> dict[str, RowQuantWeights]:
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    factors = None
+    if smooth:
+        factors = smoothing_factors(np.full(K, 2.0), [weights["w1"], weights["w3"]], alpha=0.5)
+        factors[5] = 7.5  # an exactly representable factor on the outlier channel
+    return {
+        "mm1": quantize_weights(weights["w1"], factors),
+        "mm2": quantize_weights(weights["w2"]),
+        "mm3": quantize_weights(weights["w3"], factors),
+    }
+
+
+def inputs(rows: int = 3, tokens: int = 5, seed: int = 1) -> np.ndarray:
+    x = np.random.default_rng(seed).normal(size=(rows, tokens, K)).astype(np.float32)
+    x[..., 5] *= 20
+    x[1, 2] = 0.0  # an all-zero row must quantize to zeros, not NaN
+    return x
+
+
+def test_weight_matmuls_finds_dense_layers_only():
+    assert weight_matmuls(two_layer_graph()) == ["mm1", "mm2", "mm3"]
+
+
+@pytest.mark.parametrize("smooth", [False, True], ids=["plain", "smoothed"])
+def test_each_rewritten_matmul_matches_the_numpy_reference_and_adds_its_bias_once(smooth):
+    model = two_layer_graph()
+    specs = specs_for(model, smooth)
+    rewritten = rowquant(model, specs)
+    assert not [n for n in rewritten.graph.node if n.op_type == "MatMul"]
+    assert {i.name for i in rewritten.graph.initializer}.isdisjoint({"w1", "w2", "w3"}), "fp32 weights left behind"
+    out = run(rewritten, x := inputs())
+    bias = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    # Per MatMul, on the activation it really receives; the scale product may round once more in
+    # the kernel than in numpy, so allow a few float32 ulps, far below one int8 step.
+    for name, source, produced in (("mm1", x, "h1"), ("mm2", out["r1"], "h2"), ("mm3", x, "z")):
+        expected = reference_matmul(source, specs[name])
+        np.testing.assert_allclose(out[produced], expected, rtol=2e-6, atol=1e-6 * np.abs(expected).max())
+    # the graph's Add applies the bias exactly once (not scaled by the row scale, not twice):
+    # out - matmul equals the bias up to the float32 rounding of the sum
+    for total, product, b in (("a1", "h1", "b1"), ("y", "h2", "b2")):
+        rounding = 2 * np.spacing(np.maximum(np.abs(out[total]), np.abs(out[product])))
+        assert np.all(np.abs(out[total] - out[product] - bias[b]) <= rounding)
+    assert np.isfinite(out["h1"][1, 2]).all() and np.all(out["h1"][1, 2] == 0.0)
+
+
+def test_reference_is_close_to_fp32():
+    """The reference itself is a faithful int8 model of the fp32 product (a sanity bound)."""
+    model = two_layer_graph()
+    w3 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w3"))
+    x = inputs()
+    exact = x @ w3
+    approx = reference_matmul(x, quantize_weights(w3))
+    assert np.abs(approx - exact).max() < 0.05 * np.abs(exact).max()
+
+
+def test_rows_are_independent_of_their_batch_mates_bit_for_bit():
+    rewritten = rowquant(two_layer_graph(), specs_for(two_layer_graph(), smooth=True))
+    rng = np.random.default_rng(7)
+    x = inputs(rows=6, tokens=9)
+    alone = [run(rewritten, x[i : i + 1])["y"][0] for i in range(len(x))]
+    for _ in range(3):
+        order = rng.permutation(len(x))
+        batched = run(rewritten, x[order])["y"]
+        for row, index in enumerate(order):
+            assert np.array_equal(batched[row], alone[index])
+    # and a row's result does not change when its mates are 1000x larger
+    loud = x.copy()
+    loud[1:] *= 1000
+    assert np.array_equal(run(rewritten, loud)["y"][0], alone[0])
+
+
+def test_weights_stay_in_the_avx2_safe_range_and_the_check_catches_others():
+    model = two_layer_graph()
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    h = np.eye(K) + 0.1
+    for spec in (quantize_weights(weights["w1"]), gptq_weights(weights["w1"], h), gptq_weights(weights["w1"], h, np.full(K, 3.0, np.float32))):
+        assert spec.levels.dtype == np.int8 and np.abs(spec.levels.astype(int)).max() <= WEIGHT_LEVEL
+        assert np.abs(spec.levels.astype(int)).max() == WEIGHT_LEVEL  # the range is used, not wasted
+        # 2 x 255 x max|w| fits int16: vpmaddubsw's pair sums cannot saturate
+        assert 2 * 255 * WEIGHT_LEVEL <= 32767
+    rewritten = rowquant(model, specs_for(model, smooth=False))
+    assert saturation_free(rewritten) == []
+    wide = next(i for i in rewritten.graph.initializer if i.name.endswith("mm1/w_q"))
+    levels = numpy_helper.to_array(wide).copy()
+    levels[0, 0] = 127
+    wide.CopyFrom(numpy_helper.from_array(levels, wide.name))
+    assert saturation_free(rewritten) == ["mm1/int8"]
+
+
+def test_gptq_lowers_the_output_error_on_its_calibration_inputs():
+    model = two_layer_graph()
+    w1 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w1")).astype(np.float64)
+    x = inputs(rows=40, tokens=8, seed=3).reshape(-1, K).astype(np.float64)
+    x = x @ np.random.default_rng(4).normal(size=(K, K)) * 0.3  # correlated channels: GPTQ's case
+    gram = x.T @ x
+    nearest, refined = quantize_weights(w1), gptq_weights(w1, gram)
+    assert np.array_equal(nearest.scale, refined.scale)  # same kernels, same scales
+
+    def error(spec: RowQuantWeights) -> float:
+        return float(np.linalg.norm(x @ (w1 - spec.dequantized())))
+
+    assert error(refined) < 0.8 * error(nearest)
+
+
+def test_smoothing_factors_balance_activation_and_weight_ranges():
+    channel_max = np.array([1.0, 100.0, 4.0, 0.0])
+    weight = np.array([[1.0], [1.0], [0.25], [3.0]])
+    factors = smoothing_factors(channel_max, [weight], alpha=0.5)
+    np.testing.assert_allclose(factors[:3], [1.0, 10.0, 4.0])
+    assert factors[3] == 1.0  # a channel never seen active is left alone
