@@ -76,3 +76,14 @@ def test_pad_id_resolution(backend):
     assert resolve_pad_id(backend, {}, {"pad_token_id": 7}) == 7
     with pytest.raises(BundleError, match="no pad token"):
         resolve_pad_id(backend, {}, {})
+
+
+def test_max_length_never_exceeds_the_position_embeddings():
+    from zsl_onnx._tokenization import model_positions, resolve_max_length
+
+    bert = {"model_type": "bert", "max_position_embeddings": 512}
+    roberta = {"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}
+    assert resolve_max_length({"model_max_length": 4096}, bert) == 512  # a tokenizer that claims too much
+    assert resolve_max_length({"model_max_length": 128}, bert) == 128
+    assert resolve_max_length({}, roberta) == 512 and model_positions(roberta) == 512
+    assert model_positions({"max_position_embeddings": True}) is None

@@ -171,7 +171,7 @@ def _jsonl(stream: IO[bytes], text_fields: Sequence[str], separator: str) -> Ite
         if not isinstance(value, dict):
             yield Invalid(number, f"expected a JSON object, got {type(value).__name__}", raw)
             continue
-        problem = _json_problem(value)
+        problem = _json_problem(value, line)
         if problem:
             yield Invalid(number, problem, raw)
             continue
@@ -189,8 +189,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _json_problem(value: Any) -> str | None:
+def _json_problem(value: Any, line: str) -> str | None:
     """Nesting too deep to write back, or strings that cannot be written as UTF-8."""
+    if "\\u" not in line and line.count("{") + line.count("[") <= MAX_JSON_DEPTH:
+        return None  # the common case, told from the text: no escapes, too few brackets to nest deeply
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()

@@ -15,6 +15,7 @@ from typing import Any
 from ._exceptions import BundleError, InvalidInputError, NoEntailmentLabelError
 from ._hypotheses import check_template
 from ._labels import resolve_labels
+from ._tokenization import model_positions
 from ._pooling import PoolingConfig
 from ._similarity import Scoring
 
@@ -25,7 +26,6 @@ __all__ = [
     "VARIANTS",
     "check_config",
     "check_manifest",
-    "model_positions",
 ]
 
 MANIFEST_FORMAT = "zsl-onnx-bundle"
@@ -35,8 +35,6 @@ MANIFEST_VERSION = 1
 EMBEDDING_MANIFEST_VERSION = 2
 VARIANTS = ("fp32", "int8", "fp16")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-# Families whose learned positions start after padding_idx (RoBERTa's offset of pad_id + 1).
-_POSITION_OFFSET_FAMILIES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer"}
 
 Check = Callable[[Mapping[str, Any], Mapping[str, Any]], None]
 
@@ -77,17 +75,6 @@ def check_config(config: Mapping[str, Any]) -> None:
         size = len(id2label) if isinstance(id2label, dict) and id2label else len(label2id)
         if any(not 0 <= v < size for v in label2id.values()):
             raise BundleError("config.json's label2id has class numbers outside its labels; the bundle is corrupt.")
-
-
-def model_positions(config: Mapping[str, Any]) -> int | None:
-    """The most tokens the model's position embeddings allow, if config.json says."""
-    positions = config.get("max_position_embeddings")
-    if not _is_int(positions) or positions <= 0:
-        return None
-    if config.get("model_type") in _POSITION_OFFSET_FAMILIES:
-        pad = config.get("pad_token_id", 1)
-        positions -= (pad if _is_int(pad) else 1) + 1
-    return positions
 
 
 def _check_labels(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> None:

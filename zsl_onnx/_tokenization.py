@@ -24,19 +24,29 @@ _POSITION_OFFSET_FAMILIES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camemb
 def resolve_max_length(
     tokenizer_config: Mapping[str, Any], config: Mapping[str, Any]
 ) -> int:
-    """The token budget of a pair: tokenizer_config's model_max_length, else config's positions."""
+    """The token budget of a pair: tokenizer_config's model_max_length, else config's positions
+    (never more than the positions: a longer input would index past the position embeddings)."""
+    positions = model_positions(config)
     declared = tokenizer_config.get("model_max_length")
     if isinstance(declared, (int, float)) and 0 < declared < _NO_LIMIT:
-        return int(declared)
-    positions = config.get("max_position_embeddings")
-    if not isinstance(positions, int) or positions <= 0:
+        return int(declared) if positions is None else min(int(declared), positions)
+    if positions is None:
         raise BundleError(
             "Cannot tell the model's maximum input length: neither tokenizer_config.json "
             "(model_max_length) nor config.json (max_position_embeddings) gives it. "
             "Pass max_length= explicitly."
         )
+    return positions
+
+
+def model_positions(config: Mapping[str, Any]) -> int | None:
+    """The most tokens the model's position embeddings allow, if config.json says."""
+    positions = config.get("max_position_embeddings")
+    if isinstance(positions, bool) or not isinstance(positions, int) or positions <= 0:
+        return None
     if config.get("model_type") in _POSITION_OFFSET_FAMILIES:
-        positions -= int(config.get("pad_token_id", 1)) + 1
+        pad = config.get("pad_token_id", 1)
+        positions -= (pad if isinstance(pad, int) and not isinstance(pad, bool) else 1) + 1
     return positions
 
 
