@@ -262,7 +262,9 @@ def test_classify_cli_offline_uses_the_cache_and_never_the_network(cache, tmp_pa
     assert len(out.read_text().splitlines()) == 2
 
 
-def test_a_stalled_hub_connection_times_out(monkeypatch):
+@pytest.fixture()
+def stalled_hub(monkeypatch):
+    """A Hub endpoint that accepts connections and never answers."""
     from huggingface_hub import constants
 
     server = socket.socket()
@@ -274,10 +276,21 @@ def test_a_stalled_hub_connection_times_out(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    yield
+    server.close()
+
+
+def test_a_stalled_hub_connection_times_out(stalled_hub):
     started = time.monotonic()
-    try:
-        with pytest.raises(BundleError, match="Cannot fetch 'org/stalled'.*(Timeout|timed out)"):
-            ZeroShotClassifier.from_pretrained("org/stalled", hub_timeout=0.5)
-    finally:
-        server.close()
+    with pytest.raises(BundleError, match="Cannot fetch 'org/stalled'.*(Timeout|timed out)"):
+        ZeroShotClassifier.from_pretrained("org/stalled", hub_timeout=0.5)
     assert time.monotonic() - started < 15
+
+
+def test_a_stalled_hub_connection_times_out_in_the_exporter(stalled_hub, tmp_path):
+    from zsl_onnx_export import ExportError, export_bundle
+
+    started = time.monotonic()
+    with pytest.raises(ExportError, match="Cannot download 'org/stalled'.*(Timeout|timed out)"):
+        export_bundle("org/stalled", tmp_path / "out", hub_timeout=0.5)
+    assert time.monotonic() - started < 15 and not (tmp_path / "out").exists()
