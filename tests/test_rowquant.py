@@ -4,12 +4,13 @@ weights inside the AVX2-safe range, rows independent of their batch mates bit fo
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
-from zsl_onnx_export._rowquant import (
+onnx = pytest.importorskip("onnx")  # the exporter's int8 rewrite: needs the [export] extra
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from zsl_onnx_export._rowquant import (  # noqa: E402
     WEIGHT_LEVEL,
     RowQuantWeights,
     quantize_weights,
@@ -18,7 +19,9 @@ from zsl_onnx_export._rowquant import (
     saturation_free,
     weight_matmuls,
 )
-from zsl_onnx_export._weight_rounding import gptq_weights, smoothing_factors
+from zsl_onnx_export._weight_rounding import gptq_weights, smoothing_factors  # noqa: E402
+
+pytestmark = pytest.mark.export
 
 K, N, M = 48, 40, 24
 
