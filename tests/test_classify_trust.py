@@ -492,3 +492,17 @@ def test_two_processes_on_one_output_one_is_refused_and_no_record_is_doubled(ber
         pipe.writelines(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(TEXTS))
     assert first.wait(timeout=120) == 0, first.stderr.read()
     assert [r["id"] for r in read_jsonl(out)] == list(range(len(TEXTS))) and not lock.exists()
+
+
+def test_a_failing_read_is_one_line_naming_the_input(tmp_path):
+    from zsl_onnx._checkpoint import LineTracker
+
+    def broken():
+        yield b"first line\n"
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    tracker = LineTracker(broken(), "corpus.jsonl")
+    assert next(tracker) == b"first line\n"
+    with pytest.raises(OSError) as info:
+        next(tracker)
+    assert info.value.filename == "corpus.jsonl" and info.value.errno == errno.EIO

@@ -62,8 +62,9 @@ class FileMark:
 class LineTracker:
     """Passes input lines through, counting their bytes and hashing them."""
 
-    def __init__(self, lines: Iterable[bytes]) -> None:
+    def __init__(self, lines: Iterable[bytes], name: str = "input") -> None:
         self._lines = iter(lines)
+        self.name = name  # for errors: a failing read names the file
         self.bytes = 0
         self._hash = hashlib.sha256()
 
@@ -71,7 +72,10 @@ class LineTracker:
         return self
 
     def __next__(self) -> bytes:
-        line = next(self._lines)
+        try:
+            line = next(self._lines)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, self.name) from None
         self.bytes += len(line)
         self._hash.update(line)
         return line

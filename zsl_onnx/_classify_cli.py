@@ -371,7 +371,7 @@ def _open_run(args: argparse.Namespace, plan: Plan, settings: dict[str, Any], pr
             tracker = WholeFile(source)
             records = read_records(source, "parquet", plan.text_fields, separator=" ")
         else:
-            tracker = LineTracker(byte_lines(source))
+            tracker = LineTracker(byte_lines(source), plan.input)
             records = read_records(tracker, plan.input_format, plan.text_fields, separator=" ")
         reserved = output_fields(plan.output_format, args.threshold, args.field_prefix)
         items = refuse_collisions(records, reserved)
