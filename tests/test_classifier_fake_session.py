@@ -133,3 +133,13 @@ def test_repr_names_what_a_user_needs_to_know():
         "ZeroShotClassifier(kind='nli', variant='fp32', providers=['CPUExecutionProvider'], "
         "labels=['entailment', 'neutral', 'contradiction'], max_length=48)"
     )
+
+
+def test_pair_logits_takes_iterables_and_a_string_is_one_pair():
+    clf = make()
+    expected = clf.pair_logits(["a man plays", "two dogs"], ["music", "animals"])
+    got = clf.pair_logits((t for t in ["a man plays", "two dogs"]), np.array(["music", "animals"]))
+    np.testing.assert_array_equal(got, expected)
+    one = clf.pair_logits("a man plays", "music")  # not split into characters
+    assert one.shape == (1, 3)
+    np.testing.assert_array_equal(one[0], expected[0])

@@ -234,8 +234,8 @@ class ZeroShotClassifier:
         self, premises: Sequence[str], hypotheses: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
     ) -> np.ndarray:
         """Raw NLI logits [pairs, classes] for explicit premise/hypothesis pairs (NLI evaluation)."""
-        premise_list, _ = parse_sequences(list(premises))
-        hypothesis_list, _ = parse_sequences(list(hypotheses))
+        premise_list, _ = parse_sequences(premises)
+        hypothesis_list, _ = parse_sequences(hypotheses)
         if len(premise_list) != len(hypothesis_list):
             raise InvalidInputError(
                 f"Got {len(premise_list)} premises but {len(hypothesis_list)} hypotheses; "
