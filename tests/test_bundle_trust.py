@@ -17,7 +17,7 @@ import pytest
 from zsl_onnx import BundleError, ChecksumMismatchError, ZeroShotClassifier
 from zsl_onnx._classify_cli import main as classify_main
 
-from test_bundle import COMMIT, FakeHub, hub_file
+from test_bundle import COMMIT, hub_file
 
 SECRET = "TOP-SECRET-SENTINEL-CONTENT"
 SECRET_SIZE = 31337
