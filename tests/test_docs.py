@@ -54,6 +54,12 @@ def test_relative_links_resolve(page: Path) -> None:
     assert not broken, f"{page.name} links to missing files: {broken}"
 
 
+def test_readme_links_every_docs_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    orphans = [page.name for page in DOCS if f"docs/{page.name}" not in text]
+    assert not orphans, f"README.md does not link {orphans}; add them to its Documentation list"
+
+
 def test_no_work_item_or_outside_file_references() -> None:
     found = []
     for path in tracked_files():
