@@ -94,6 +94,15 @@ def test_bundle_vectors_match_the_pytorch_reference(st_models, name):
         np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
 
 
+def test_bias_fit_finds_the_even_odds_cosine():
+    from zsl_onnx_export._embedding_calibration import fit_bias
+
+    rng = np.random.default_rng(0)
+    cos = rng.uniform(-0.2, 0.8, 4000)
+    positive = rng.uniform(size=cos.size) < 1 / (1 + np.exp(-20 * (cos - 0.3)))  # drawn from a known bias
+    assert fit_bias(cos, positive, 20.0) == pytest.approx(0.3, abs=0.03)
+
+
 def test_numpy_pooling_matches_the_torch_reference_on_random_tensors():
     torch = pytest.importorskip("torch")
     from zsl_onnx._pooling import MODES, PoolingConfig, pool
@@ -113,7 +122,7 @@ def test_numpy_pooling_matches_the_torch_reference_on_random_tensors():
 def test_scores_are_calibrated_and_recorded(st_models):
     _, bundle = st_models("bert-mean-norm")
     scoring = json.loads((bundle / "zsl_onnx.json").read_text())["embedding"]["scoring"]
-    assert 1.0 <= scoring["single_label"]["scale"] <= 100.0
+    assert scoring["single_label"]["scale"] == scoring["multi_label"]["scale"] == 20.0
     assert -1.0 <= scoring["multi_label"]["bias"] <= 1.0
     assert scoring["calibration"]["texts"] == 64
     clf = ZeroShotClassifier.from_pretrained(bundle)
@@ -295,3 +304,28 @@ def test_zsl_classify_resume_with_an_embedding_bundle(st_models, tmp_path, capsy
     source.write_text(good + good)  # fixed input, same path: --resume continues after the 5
     assert classify(bundle, source, "-o", out, *flags, "--resume") == 0
     assert out.read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"benchmark data not found at {SHARED_DATA}")
+def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
+    import subprocess
+    import sys
+
+    _, bundle = st_models("bert-mean-norm", int8=True)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_embedding.py"
+    for args in (["accuracy", "--limit", "6", "--nli-bundle", bert_bundle],
+                 ["speed", "--nli-bundle", bert_bundle, "--texts", "3", "--labels", "2,5", "--rounds", "1"]):
+        done = subprocess.run([sys.executable, str(script), *map(str, args), "--bundle", str(bundle), "--threads", "1",
+                               "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads((tmp_path / "embedding_accuracy.json").read_text())["rows"]
+    assert {(r["set"], r["model"].split()[0], r["variant"]) for r in rows if r["variant"] == "fp32"} == {
+        (s, m, "fp32") for s in ("AG News", "SST-2") for m in ("embedding", "nli")}
+    assert all(r["n"] == 6 and 0 <= r["accuracy"] <= 1 for r in rows)
+    speed = json.loads((tmp_path / "embedding_speed.json").read_text())
+    assert {(r["model"], r["labels"]) for r in speed["rows"]} == {(m, n) for m in ("embedding", "nli") for n in (2, 5)}
+    assert speed["environment"]["cpu"]

@@ -1,14 +1,17 @@
 """Embedding stage 5: cosine similarities -> label scores, with a calibrated scale.
 
 Raw cosines of a sentence-embedding model crowd into a narrow band (all-MiniLM-L6-v2: about
-0.0-0.6), so they are not probabilities. Two calibrated maps, fitted at export time on a
-labelled calibration set and stored in the manifest, make them usable:
+0.0-0.6), so they are not probabilities. Two maps, stored in the manifest, make them usable:
 
-- single-label: ``softmax(scale * cos)`` over the candidate labels (scores sum to 1), the
-  form the model family was trained with (a softmax over in-batch cosines, scale ~20);
-- multi-label, or a single candidate: ``sigmoid(scale * (cos - bias))`` per label, a logistic
-  fit of "this label applies", so a threshold of 0.5 means "more likely than not" on data
-  like the calibration set.
+- single-label: ``softmax(scale * cos)`` over the candidate labels (scores sum to 1), with
+  scale 20: the temperature (0.05) sentence-embedding models such as all-MiniLM-L6-v2 are
+  trained with (a softmax over in-batch cosines). Measured on all-MiniLM-L6-v2 it is also the
+  best-calibrated value: on AG News the negative log-likelihood is lowest near 20 and the mean
+  top score (0.72) is close to the accuracy (0.76); a scale fitted on clean example texts
+  came out three times steeper and overconfident.
+- multi-label, or a single candidate: ``sigmoid(scale * (cos - bias))`` per label, scale 20,
+  with ``bias`` fitted at export on labelled texts, so a score of 0.5 means "as likely as not
+  to be the right label" and a threshold has the same meaning for every model.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class Scoring:
 
     single_scale: float = 20.0
     multi_scale: float = 20.0
-    multi_bias: float = 0.3
+    multi_bias: float = 0.15  # replaced by the export's fit
 
     def __post_init__(self) -> None:
         for name in ("single_scale", "multi_scale", "multi_bias"):

@@ -2,14 +2,13 @@
 int8 guard.
 
 The texts were written for this purpose (not drawn from any benchmark), 64 short English
-sentences: 8 topics x 6 texts and 2 sentiments x 8 texts, each with its gold label. Scores are
-fitted on them with the export's hypothesis template:
-- single-label scale: the temperature of ``softmax(scale * cos)`` that minimizes the
-  negative log-likelihood of the gold labels (grid search, 1 to 100);
-- multi-label scale and bias: the logistic regression ``sigmoid(scale * (cos - bias))`` of
-  "this label is the gold one" over every (text, candidate label) pair (grid search), so a
-  multi-label score reads as a probability on data like this and a 0.5 threshold as "more
-  likely than not".
+sentences: 8 topics x 6 texts and 2 sentiments x 8 texts, each with its gold label. The
+multi-label bias is fitted on them with the export's hypothesis template: the ``bias`` of
+``sigmoid(scale * (cos - bias))`` (scale fixed, see ``zsl_onnx._similarity``) that minimizes the
+log-loss of "this label is the gold one" over every (text, candidate label) pair. Only the bias
+is fitted: these texts are clearer than real data, so a scale fitted on them came out too
+steep (overconfident) on AG News and SST-2, while the bias agreed with fits on those sets
+(all-MiniLM-L6-v2: 0.135 here, 0.145-0.175 on AG News, 0.135 on SST-2).
 """
 
 from __future__ import annotations
@@ -133,27 +132,11 @@ def builtin_labelled() -> list[LabelledText]:
     return items
 
 
-def fit_single_scale(cosine_rows: Sequence[np.ndarray], gold: Sequence[int]) -> float:
-    """The softmax temperature (1-100) that minimizes the gold labels' negative log-likelihood."""
-    grid = np.geomspace(1.0, 100.0, 161)
-    losses = [
-        np.mean([_log_sum_exp(s * row) - s * row[g] for row, g in zip(cosine_rows, gold)]) for s in grid
-    ]
-    return round(float(grid[int(np.argmin(losses))]), 3)
-
-
-def fit_sigmoid(cosines: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
-    """Scale (1-100) and bias (-1 to 1) of ``sigmoid(scale * (cos - bias))`` minimizing log-loss."""
-    scales = np.geomspace(1.0, 100.0, 81)
+def fit_bias(cosines: np.ndarray, positive: np.ndarray, scale: float) -> float:
+    """The bias (-1 to 1) of ``sigmoid(scale * (cos - bias))`` that minimizes the log-loss of
+    "this label is the gold one" (grid search in steps of 0.005)."""
     biases = np.linspace(-1.0, 1.0, 401)
-    z = scales[:, None, None] * (cosines[None, None, :] - biases[None, :, None])
-    # log(1 + e^-z) for positives, log(1 + e^z) for negatives, computed stably
-    sign = np.where(positive, -1.0, 1.0)[None, None, :]
-    loss = np.logaddexp(0.0, sign * z).mean(axis=2)
-    i, j = np.unravel_index(int(np.argmin(loss)), loss.shape)
-    return round(float(scales[i]), 3), round(float(biases[j]), 4)
-
-
-def _log_sum_exp(x: np.ndarray) -> float:
-    top = float(np.max(x))
-    return top + float(np.log(np.sum(np.exp(x - top))))
+    z = scale * (cosines[None, :] - biases[:, None])
+    sign = np.where(positive, -1.0, 1.0)[None, :]  # log(1 + e^-z) for positives, log(1 + e^z) else
+    loss = np.logaddexp(0.0, sign * z).mean(axis=1)
+    return round(float(biases[int(np.argmin(loss))]), 4)

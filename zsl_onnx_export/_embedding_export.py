@@ -21,6 +21,7 @@ from zsl_onnx.internals import (
     MANIFEST,
     MANIFEST_FORMAT,
     Scoring,
+    build_hypotheses,
     load_embedding_scorer,
     read_bundle,
     read_json,
@@ -28,7 +29,7 @@ from zsl_onnx.internals import (
     sha256_file,
 )
 
-from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled, fit_sigmoid, fit_single_scale
+from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled, fit_bias
 from ._embedding_guard import EmbeddingGuardReport, guard_int8
 from ._errors import ExportError, ExportValidationError
 from ._fp32 import export_onnx
@@ -109,28 +110,30 @@ def validate_vectors(job: ExportJob) -> None:
 
 
 def calibrate_scores(job: ExportJob) -> None:
-    """Step: fit the single-label softmax scale and the multi-label sigmoid on the built-in
-    labelled texts (see ``_embedding_calibration``), with the export's template."""
+    """Step: fit the multi-label bias on the built-in labelled texts with the export's template
+    (see ``_embedding_calibration``); the scales are the fixed defaults of ``Scoring``."""
     state: EmbeddingState = job.embedding
     scorer = _scorer(job, FP32_FILE)
     items = builtin_labelled()
     rows, gold = [], []
     for candidates in dict.fromkeys(item.candidates for item in items):
         group = [item for item in items if item.candidates == candidates]
-        hypotheses = [job.options.template.format(label) for label in candidates]
+        hypotheses = build_hypotheses(list(candidates), job.options.template)
         rows += list(scorer.cosines([item.text for item in group], hypotheses, batch_size=32))
         gold += [candidates.index(item.label) for item in group]
     positive = np.concatenate([np.arange(len(row)) == g for row, g in zip(rows, gold)])
-    multi_scale, bias = fit_sigmoid(np.concatenate(rows), positive)
-    state.scoring = Scoring(fit_single_scale(rows, gold), multi_scale, bias)
+    defaults = Scoring()
+    bias = fit_bias(np.concatenate(rows), positive, defaults.multi_scale)
+    state.scoring = Scoring(defaults.single_scale, defaults.multi_scale, bias)
     accuracy = float(np.mean([int(np.argmax(row)) == g for row, g in zip(rows, gold)]))
     state.calibration = {
         "source": "built-in labelled texts", "texts": len(items), "template": job.options.template,
         "accuracy": round(accuracy, 4),
-        "method": "single-label: softmax temperature by least NLL; multi-label: logistic fit of gold vs other labels",
+        "method": "scales fixed (the softmax temperature sentence-embedding models are trained with); "
+                  "multi-label bias by least log-loss of gold vs other labels",
     }
-    job.say(f"      scores: single-label scale {state.scoring.single_scale}; multi-label scale "
-            f"{multi_scale}, bias {bias}; fp32 accuracy on the calibration texts {accuracy:.1%}")
+    job.say(f"      scores: softmax scale {defaults.single_scale}; multi-label sigmoid scale {defaults.multi_scale}, "
+            f"fitted bias {bias}; fp32 accuracy on the calibration texts {accuracy:.1%}")
 
 
 def quantize_embedding_int8(job: ExportJob) -> None:
