@@ -50,12 +50,13 @@ class FakeEncoder:
 BACKEND = bert_tokenizer()
 
 
-def make(pooling=PoolingConfig(("mean",), normalize=True), prompts=Prompts(), cache_size=128, encoder=None):
+def make(pooling=PoolingConfig(("mean",), normalize=True), prompts=Prompts(), cache_size=128, encoder=None,
+         max_batch_tokens=None):
     tokenizer = TextTokenizer(BACKEND, max_length=32, pad_id=0)
     scorer = EmbeddingScorer(
         tokenizer, EmbeddingSession(encoder or FakeEncoder(), pooling), prompts=prompts, cache_size=cache_size
     )
-    return ZeroShotClassifier(embedding=scorer)
+    return ZeroShotClassifier(embedding=scorer, max_batch_tokens=max_batch_tokens)
 
 
 TEXTS = ["the match went to extra time", "stocks fell sharply", "a man plays guitar in the park " * 3, "hi"]
@@ -74,9 +75,10 @@ def test_pipeline_shaped_results_and_kind():
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 3, 64])
-def test_a_text_does_not_depend_on_its_batch_mates(batch_size):
-    clf = make()
-    alone = np.stack([clf.embed([text], batch_size=1)[0] for text in TEXTS])
+@pytest.mark.parametrize("max_batch_tokens", [None, 1, 40])
+def test_a_text_does_not_depend_on_its_batch_mates(batch_size, max_batch_tokens):
+    alone = np.stack([make().embed([text], batch_size=1)[0] for text in TEXTS])
+    clf = make(max_batch_tokens=max_batch_tokens)
     np.testing.assert_allclose(clf.embed(TEXTS, batch_size=batch_size), alone, rtol=0, atol=1e-6)
 
 

@@ -56,15 +56,12 @@ class ZeroShotClassifier:
             raise InvalidInputError(
                 f"max_batch_tokens must be a positive integer or None (no cap), not {max_batch_tokens!r}."
             )
-        if (embedding is None) == (tokenizer is None or session is None or labels is None) or (
-            embedding is not None and (tokenizer, session, labels) != (None, None, None)
-        ):
+        nli_parts = [part is not None for part in (tokenizer, session, labels)]
+        if (embedding is None and not all(nli_parts)) or (embedding is not None and any(nli_parts)):
             raise InvalidInputError(
                 "Pass either tokenizer, session and labels (an NLI model) or embedding= (an embedding model)."
             )
         self.max_batch_tokens = max_batch_tokens
-        if embedding is not None:
-            embedding.max_batch_tokens = max_batch_tokens
         self._embedding = embedding
         self._tokenizer = tokenizer
         self._session = session
@@ -257,12 +254,14 @@ class ZeroShotClassifier:
         texts, _ = parse_sequences(sequences)
         labels = parse_labels(candidate_labels)
         hypotheses = build_hypotheses(labels, hypothesis_template if hypothesis_template is not None else self.hypothesis_template)
-        return self._embedder().cosines(texts, hypotheses, batch_size=_batch_size(batch_size))
+        return self._embedder().cosines(
+            texts, hypotheses, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens
+        )
 
     def embed(self, sequences: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Sentence vectors [texts, dim] of an embedding bundle (pooled, and normalized if the model does)."""
         texts, _ = parse_sequences(sequences)
-        return self._embedder().embed(texts, batch_size=_batch_size(batch_size))
+        return self._embedder().embed(texts, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens)
 
     def _embedder(self) -> EmbeddingScorer:
         if self._embedding is None:
@@ -280,7 +279,8 @@ class ZeroShotClassifier:
         hypotheses = build_hypotheses(labels, template if template is not None else self.hypothesis_template)
         if self._embedding is not None:
             return self._embedding.label_scores(
-                texts, hypotheses, multi_label=multi_label, batch_size=_batch_size(batch_size)
+                texts, hypotheses, multi_label=multi_label, batch_size=_batch_size(batch_size),
+                max_tokens=self.max_batch_tokens,
             )
         grid = np.stack(
             np.meshgrid(np.arange(len(texts)), np.arange(len(labels)), indexing="ij"), axis=-1

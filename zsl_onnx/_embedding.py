@@ -78,21 +78,22 @@ class EmbeddingScorer:
         *,
         prompts: Prompts = Prompts(),
         scoring: Scoring = Scoring(),
-        max_batch_tokens: int | None = None,
         cache_size: int = LABEL_CACHE_SIZE,
     ) -> None:
         self.tokenizer = tokenizer
         self.session = session
         self.prompts = prompts
         self.scoring = scoring
-        self.max_batch_tokens = max_batch_tokens
         self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.label_encodes = 0  # label sets encoded (cache misses); tests read it
 
-    def embed(self, texts: Sequence[str], *, batch_size: int, prompt: str | None = None) -> np.ndarray:
-        """Pooled vectors [texts, dim]; each row depends only on its own text."""
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int, max_tokens: int | None = None, prompt: str | None = None
+    ) -> np.ndarray:
+        """Pooled vectors [texts, dim] in micro-batches of at most ``batch_size`` texts and
+        ``max_tokens`` padded tokens; each row depends only on its own text (fp32)."""
         prompt = self.prompts.text if prompt is None else prompt
         encodings = self.tokenizer.encode(texts, prompt)
         prompt_length = self.tokenizer.prompt_length(prompt)
@@ -101,10 +102,10 @@ class EmbeddingScorer:
             lambda batch: self.session.run(batch, prompt_length=prompt_length),
             batch_size=batch_size,
             pad_id=self.tokenizer.pad_id,
-            max_tokens=self.max_batch_tokens,
+            max_tokens=max_tokens,
         )
 
-    def label_vectors(self, hypotheses: Sequence[str], *, batch_size: int) -> np.ndarray:
+    def label_vectors(self, hypotheses: Sequence[str], *, batch_size: int, max_tokens: int | None = None) -> np.ndarray:
         """Vectors of the hypotheses, from the cache when this label set was seen before."""
         key = tuple(hypotheses)
         with self._lock:
@@ -112,7 +113,7 @@ class EmbeddingScorer:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        vectors = self.embed(hypotheses, batch_size=batch_size, prompt=self.prompts.label)
+        vectors = self.embed(hypotheses, batch_size=batch_size, max_tokens=max_tokens, prompt=self.prompts.label)
         vectors.setflags(write=False)  # shared between calls and threads
         with self._lock:
             self.label_encodes += 1
@@ -121,16 +122,25 @@ class EmbeddingScorer:
                 self._cache.popitem(last=False)
         return vectors
 
-    def cosines(self, texts: Sequence[str], hypotheses: Sequence[str], *, batch_size: int) -> np.ndarray:
+    def cosines(
+        self, texts: Sequence[str], hypotheses: Sequence[str], *, batch_size: int, max_tokens: int | None = None
+    ) -> np.ndarray:
         """Raw cosine similarity [texts, labels]."""
-        labels = self.label_vectors(hypotheses, batch_size=batch_size)
-        return cosine_matrix(self.embed(texts, batch_size=batch_size), labels)
+        labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
+        return cosine_matrix(self.embed(texts, batch_size=batch_size, max_tokens=max_tokens), labels)
 
     def label_scores(
-        self, texts: Sequence[str], hypotheses: Sequence[str], *, multi_label: bool, batch_size: int
+        self,
+        texts: Sequence[str],
+        hypotheses: Sequence[str],
+        *,
+        multi_label: bool,
+        batch_size: int,
+        max_tokens: int | None = None,
     ) -> np.ndarray:
         """Calibrated scores [texts, labels] (see :mod:`._similarity`)."""
-        return similarity_scores(self.cosines(texts, hypotheses, batch_size=batch_size), self.scoring, multi_label=multi_label)
+        cosines = self.cosines(texts, hypotheses, batch_size=batch_size, max_tokens=max_tokens)
+        return similarity_scores(cosines, self.scoring, multi_label=multi_label)
 
 
 def load_embedding_scorer(
