@@ -18,11 +18,16 @@ from ._api import export_bundle
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zsl-export",
-        description="Export a transformers NLI model to a validated zsl-onnx bundle "
-        "(fp32 + accuracy-guarded int8 [+ fp16] ONNX, tokenizer.json, manifest).",
+        description="Export a transformers NLI model, or a sentence-transformers embedding model, to a "
+        "validated zsl-onnx bundle (fp32 + accuracy-guarded int8 [+ fp16] ONNX, tokenizer.json, manifest).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {zsl_onnx.__version__}")
-    parser.add_argument("model", help="Hugging Face Hub id (org/name) or a local transformers model directory")
+    parser.add_argument(
+        "model",
+        help="Hugging Face Hub id (org/name) or a local model directory; a sentence-transformers model "
+        "(modules.json), a .zip of one, or package:MODULE (an installed package shipping model.zip, e.g. "
+        "package:all_minilm_l6_v2) gives an embedding bundle",
+    )
     parser.add_argument("-o", "--output", required=True, help="directory to write the bundle to")
     parser.add_argument("--revision", help="Hub branch, tag or commit (default: main)")
     parser.add_argument(
