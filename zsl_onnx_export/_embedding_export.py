@@ -60,6 +60,13 @@ class EmbeddingState:
 def load_sentence_transformer(job: ExportJob) -> None:
     """Step: read modules.json and the module configs, then load the transformer body."""
     assert job.source is not None
+    unsupported = [flag for flag, asked in (("--fp16", job.options.fp16), ("--calibration-file", job.options.calibration_file))
+                   if asked]
+    if unsupported:
+        raise ExportError(
+            f"{' and '.join(unsupported)} apply to NLI bundles only; an embedding bundle is fp32 (+ int8) and "
+            "calibrates on built-in labelled texts. Drop the option."
+        )
     model = read_sentence_transformers(job.source)
     prompt = model.prompt(model.default_prompt())
     job.embedding = EmbeddingState(model, {"text": prompt, "label": prompt})
@@ -168,8 +175,6 @@ def quantize_embedding_int8(job: ExportJob) -> None:
 def write_embedding_manifest(job: ExportJob) -> None:
     """Step: the final ``zsl_onnx.json`` (kind "embedding")."""
     job.stage("write", "manifest and bundle")
-    if job.options.fp16:
-        job.say("      fp16: not made for embedding bundles yet; fp32 runs on GPUs")
     _write(job, job.variants)
 
 
