@@ -56,8 +56,9 @@ def accuracy(args: argparse.Namespace) -> None:
         "AG News": (*ag_news(args.limit)[:2], AG_LABELS, AG_TEMPLATE),
         "SST-2": (*sst2_dev(args.limit)[:2], SST2_LABELS, SST2_TEMPLATE),
     }
-    models: list[tuple[str, Path, str]] = [("embedding", args.bundle, v) for v in ("fp32", "int8")]
-    if args.nli_bundle is not None:
+    kinds = args.models.split(",")
+    models: list[tuple[str, Path, str]] = [("embedding", args.bundle, v) for v in ("fp32", "int8") if "embedding" in kinds]
+    if args.nli_bundle is not None and "nli" in kinds:
         models += [("nli", args.nli_bundle, v) for v in ("fp32", "int8")]
     rows: list[dict[str, Any]] = []
     for set_name, (texts, gold, labels, template) in sets.items():
@@ -94,12 +95,13 @@ def accuracy(args: argparse.Namespace) -> None:
         agree = "-" if r["agreement_with_fp32"] is None else f"{r['agreement_with_fp32']:.4f}"
         passed = "-" if r["guard_passed"] is None else ("yes" if r["guard_passed"] else "no (kept with --keep-lossy-int8)")
         lines.append(f"| {r['set']} | {r['n']} | {r['model']} | {r['variant']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {agree} | {passed} |")
-    for name, ref in BTZSC_MINILM.items():
+    for name, ref in BTZSC_MINILM.items() if "embedding" in kinds else ():
         lines.append(f"| {name} | - | BTZSC published, all-MiniLM-L6-v2 (column {ref['column']}) | - | "
                      f"{ref['accuracy']:.4f} | {ref['macro_f1']:.4f} | - | - |")
     lines += ["", f"AG News labels {AG_LABELS}, template {AG_TEMPLATE!r}; SST-2 labels {SST2_LABELS}, template {SST2_TEMPLATE!r}."]
     data = {"rows": rows, "btzsc_all_minilm_l6_v2": BTZSC_MINILM, "environment": environment(args.threads)}
-    write_results("embedding_accuracy", data, "\n".join(lines), args.results_dir)
+    stem = "embedding_accuracy" if kinds == ["embedding", "nli"] else f"embedding_accuracy_{'_'.join(kinds)}"
+    write_results(stem, data, "\n".join(lines), args.results_dir)
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -145,6 +147,8 @@ def main() -> None:
     parser.add_argument("--nli-bundle", type=Path, help="NLI bundle to compare with (the exported fixture)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, help="accuracy: first N items of each set (default: all)")
+    parser.add_argument("--models", default="embedding,nli", choices=["embedding,nli", "embedding", "nli"],
+                        help="accuracy: which bundles to run (separate runs write separate result files)")
     parser.add_argument("--nli-limit", type=int, help="accuracy: first N items of each set for the NLI bundle (it is slow)")
     parser.add_argument("--texts", type=int, default=100, help="speed: AG News texts per call (default 100)")
     parser.add_argument("--labels", default="2,5,10,20,50", help="speed: label counts (default 2,5,10,20,50)")

@@ -150,11 +150,12 @@ def quantize_embedding_int8(job: ExportJob) -> None:
         job.stage("quantize", "skipped (--quantize none)")
         return
     state: EmbeddingState = job.embedding
-    texts = [item.text for item in builtin_labelled()] + list(VALIDATION_TEXTS)
+    texts = [item.text for item in builtin_labelled()]
     job.stage("quantize", f"int8 ranking guard, {len(texts)} texts x {len(GUARD_LABEL_SETS)} label sets, "
               f"min agreement {options.min_agreement:.1%}")
     guard = guard_int8(
-        job.staging, job.path(FP32_FILE), job.path(INT8_FILE), texts=texts, label_sets=GUARD_LABEL_SETS,
+        job.staging, job.path(FP32_FILE), job.path(INT8_FILE), texts=texts,
+        statistics_texts=list(VALIDATION_TEXTS), label_sets=GUARD_LABEL_SETS,
         template=options.template, min_agreement=options.min_agreement, keep_lossy=options.keep_lossy_int8,
         external_data=job.external_data, progress=job.say,
     )

@@ -1,13 +1,16 @@
 """The int8 guard of an embedding bundle: keep an int8 file only if it ranks labels like fp32.
 
-Each candidate quantization is scored through the runtime's own embedding path on the
-built-in calibration texts against several label sets; a candidate passes when its top label
-agrees with fp32's on at least ``min_agreement`` of the (text, label set) decisions. The full
-label order is reported too (share of label pairs ordered as fp32 orders them).
+Candidates are the exporter's per-row int8 (``_quantize``: one activation scale per token row,
+so a text's vector does not depend on its batch mates), with activation statistics from one
+set of texts. Each candidate is scored through the runtime's own embedding path on other,
+held-out texts against several label sets; it passes when its top label agrees with fp32's on
+at least ``min_agreement`` of the (text, label set) decisions. The full label order is
+reported too (share of label pairs ordered as fp32 orders them).
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from zsl_onnx.internals import build_hypotheses, load_embedding_scorer, read_bundle
+from zsl_onnx.internals import build_hypotheses, create_session, load_embedding_scorer, read_bundle
 
+from ._activations import ActivationStats, collect_stats
 from ._graph import external_files
-from ._quantize import PLAIN_CANDIDATES, QuantConfig, quantize
+from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, save_model
+from ._rowquant import matmul_inputs, saturation_free, weight_matmuls
 
 Progress = Callable[[str], None]
 
@@ -67,26 +72,42 @@ def guard_int8(
     target: Path,
     *,
     texts: Sequence[str],
+    statistics_texts: Sequence[str],
     label_sets: Sequence[Sequence[str]],
     template: str,
     min_agreement: float,
     keep_lossy: bool,
     external_data: bool,
-    candidates: Sequence[QuantConfig] = PLAIN_CANDIDATES,
+    candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
     progress: Progress | None = None,
 ) -> EmbeddingGuardReport:
-    """Try ``candidates`` in order; the first that passes is left at ``target`` (with
-    ``keep_lossy``, the most faithful one when none passes; otherwise no file)."""
+    """Per-row int8 candidates of ``source`` (see ``_quantize``), their activation statistics
+    from ``statistics_texts`` and the label hypotheses; each is judged on ``texts`` (held out
+    from the statistics). The first that passes is left at ``target`` (with ``keep_lossy``, the
+    most faithful one when none passes; otherwise no file)."""
+    import onnx
+
     say = progress or (lambda message: None)
     reference = label_cosines(bundle_dir, source, texts, label_sets, template)
     report = EmbeddingGuardReport(decisions=len(texts) * len(label_sets), min_agreement=min_agreement)
+    model = onnx.load(str(source))
+    quantizer = RowQuantizer(model, _statistics(bundle_dir, source, model, statistics_texts, label_sets, template,
+                                                external_data))
+    say(f"      per-row int8 over {len(quantizer.nodes)} weight MatMuls; activation statistics from "
+        f"{len(statistics_texts)} texts and the label hypotheses")
+    built: list[Any] = []
     for config in candidates:
+        candidate = quantizer.build(config)
+        unsafe = saturation_free(candidate)
+        if unsafe:  # cannot happen with _rowquant's weights; never ship a graph that could
+            raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
         _remove(target)
-        quantize(source, target, config, external_data=external_data)
+        save_model(candidate, target, external_data=external_data)
         top1, order = agreement(reference, label_cosines(bundle_dir, target, texts, label_sets, template))
         row = {"name": config.name, "config": config.to_json(), "top1_agreement": round(top1, 6),
                "label_order_agreement": round(order, 6), "passed": top1 >= min_agreement}
         report.tried.append(row)
+        built.append(candidate)
         say(f"      int8 {config.name!r}: top-1 agreement {top1:.2%}, label order {order:.2%}")
         if row["passed"]:
             report.chosen = row
@@ -94,9 +115,32 @@ def guard_int8(
     _remove(target)
     if keep_lossy and report.tried:
         best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
-        quantize(source, target, candidates[best], external_data=external_data)
+        save_model(built[best], target, external_data=external_data)
         report.chosen, report.kept_lossy = report.tried[best], True
     return report
+
+
+def _statistics(
+    bundle_dir: Path, source: Path, model: Any, texts: Sequence[str], label_sets: Sequence[Sequence[str]],
+    template: str, external_data: bool,
+) -> dict[str, ActivationStats]:
+    """fp32 activation statistics of the MatMul inputs over texts and label hypotheses, encoded
+    as the runtime encodes them (prompts included)."""
+    scorer = load_embedding_scorer(read_bundle(bundle_dir), source, max_length=None, providers=None, threads=None,
+                                   session_options=None)
+    hypotheses = [h for labels in label_sets for h in build_hypotheses(labels, template)]
+    encodings = scorer.tokenizer.encode(texts, scorer.prompts.text) + scorer.tokenizer.encode(hypotheses, scorer.prompts.label)
+    with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=".stats-") as work:
+
+        def open_probe(probe: Any) -> Any:
+            path = Path(work) / "probe.onnx"
+            save_model(probe, path, external_data=external_data)
+            return create_session(path)
+
+        return collect_stats(
+            model, matmul_inputs(model, weight_matmuls(model)), encodings, make_session=open_probe,
+            pad_id=scorer.tokenizer.pad_id, batch_size=32, max_tokens=None,
+        )
 
 
 def _remove(model_path: Path) -> None:
