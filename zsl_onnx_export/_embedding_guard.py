@@ -83,8 +83,9 @@ def guard_int8(
 ) -> EmbeddingGuardReport:
     """Per-row int8 candidates of ``source`` (see ``_quantize``), their activation statistics
     from ``statistics_texts`` and the label hypotheses; each is judged on ``texts`` (held out
-    from the statistics). The first that passes is left at ``target`` (with ``keep_lossy``, the
-    most faithful one when none passes; otherwise no file)."""
+    from the statistics). If no candidate passes, the first is retried with the MatMuls that
+    move the vectors most kept in fp32 (1, 2, 4, ... up to half). The first that passes is
+    left at ``target`` (with ``keep_lossy``, the most faithful one when none passes)."""
     import onnx
 
     say = progress or (lambda message: None)
@@ -96,7 +97,8 @@ def guard_int8(
     say(f"      per-row int8 over {len(quantizer.nodes)} weight MatMuls; activation statistics from "
         f"{len(statistics_texts)} texts and the label hypotheses")
     built: list[Any] = []
-    for config in candidates:
+
+    def attempt(config: QuantConfig) -> bool:
         candidate = quantizer.build(config)
         unsafe = saturation_free(candidate)
         if unsafe:  # cannot happen with _rowquant's weights; never ship a graph that could
@@ -109,15 +111,43 @@ def guard_int8(
         report.tried.append(row)
         built.append(candidate)
         say(f"      int8 {config.name!r}: top-1 agreement {top1:.2%}, label order {order:.2%}")
-        if row["passed"]:
-            report.chosen = row
-            return report
+        report.chosen = row if row["passed"] else None
+        return bool(row["passed"])
+
+    if any(attempt(config) for config in candidates):
+        return report
+    if candidates:
+        ranked = _rank_nodes(bundle_dir, source, target, quantizer, candidates[0], statistics_texts, external_data)
+        for count in (2**i for i in range(len(ranked).bit_length()) if 2**i <= len(ranked) // 2):
+            if attempt(candidates[0].excluding(ranked[:count])):
+                return report
     _remove(target)
     if keep_lossy and report.tried:
         best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
         save_model(built[best], target, external_data=external_data)
         report.chosen, report.kept_lossy = report.tried[best], True
     return report
+
+
+def _rank_nodes(
+    bundle_dir: Path, source: Path, target: Path, quantizer: RowQuantizer, config: QuantConfig,
+    texts: Sequence[str], external_data: bool,
+) -> list[str]:
+    """MatMuls ordered by how far quantizing each one alone moves the vectors of ``texts``
+    (mean 1 - cosine with fp32), most harmful first."""
+    def vectors(path: Path) -> np.ndarray:
+        scorer = load_embedding_scorer(read_bundle(bundle_dir), path, max_length=None, providers=None,
+                                       threads=None, session_options=None)
+        out = scorer.embed(texts, batch_size=32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    reference = vectors(source)
+    drift = {}
+    for node in quantizer.nodes:
+        _remove(target)
+        save_model(quantizer.build(config, only_nodes=[node]), target, external_data=external_data)
+        drift[node] = float(np.mean(1.0 - np.sum(vectors(target) * reference, axis=1)))
+    return sorted(quantizer.nodes, key=lambda node: -drift[node])
 
 
 def _statistics(
