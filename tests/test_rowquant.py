@@ -172,3 +172,31 @@ def test_smoothing_factors_balance_activation_and_weight_ranges():
     factors = smoothing_factors(channel_max, [weight], alpha=0.5)
     np.testing.assert_allclose(factors[:3], [1.0, 10.0, 4.0])
     assert factors[3] == 1.0  # a channel never seen active is left alone
+
+
+def test_non_negative_activations_use_the_full_uint8_range_and_their_offset_reaches_the_bias_once():
+    """GELU-like inputs are lifted by their floor, quantized in [0, 255] with zero point 0, and
+    floor x column sums is folded into the following bias Add."""
+    from dataclasses import replace
+
+    model = two_layer_graph()
+    del model.graph.output[:]
+    model.graph.output.extend([helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    specs = specs_for(model, smooth=False)
+    offset = -0.17
+    specs["mm2"] = replace(specs["mm2"], offset=offset,
+                           offset_output=(offset * weights["w2"].astype(np.float64).sum(axis=0)).astype(np.float32))
+    rewritten = rowquant(model, specs)
+    ops = [n.op_type for n in rewritten.graph.node]
+    assert ops.count("Add") == 2, "the offset should be folded into the bias Add, not added separately"
+    assert saturation_free(rewritten) == []
+    x = inputs()
+    h1 = np.maximum(x @ weights["w1"] + weights["b1"], 0)  # mm1's int8 output is checked elsewhere
+    out = run(rewritten, x)["y"]
+    # reference: mm1 in int8, relu, then mm2 on (r1 - offset) in [0, 255], plus the folded bias
+    r1 = np.maximum(reference_matmul(x, specs["mm1"]) + weights["b1"], 0)
+    expected = reference_matmul(r1, specs["mm2"]) + weights["b2"]
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
+    exact = h1 @ weights["w2"] + weights["b2"]
+    assert np.abs(out - exact).max() < 0.05 * np.abs(exact).max()

@@ -27,12 +27,34 @@ class ActivationStats:
     channel_max: np.ndarray  # float64 [K]: max |x| per input channel
     gram: np.ndarray  # float64 [K, K]: sum of x x^T over rows
     rows: int = 0
+    low: float = np.inf  # smallest value seen in any channel
+    high: float = -np.inf  # largest value seen in any channel
+    total: np.ndarray | None = None  # float64 [K]: sum of x over rows
 
     def add(self, rows: np.ndarray) -> None:
         values = rows.astype(np.float64)
         self.channel_max = np.maximum(self.channel_max, np.abs(values).max(axis=0, initial=0.0))
+        self.low = min(self.low, float(values.min(initial=np.inf)))
+        self.high = max(self.high, float(values.max(initial=-np.inf)))
+        self.total = values.sum(axis=0) + (0.0 if self.total is None else self.total)
         self.gram += values.T @ values
         self.rows += len(values)
+
+    def offset(self, share: float = 0.05) -> float | None:
+        """A floor for activations that are (nearly) never negative, like GELU outputs (>= -0.17):
+        x - floor is then non-negative and can use all 256 uint8 levels instead of 128. None
+        when the activation is signed."""
+        if not np.isfinite(self.low) or self.high <= 0 or self.low < -share * self.high:
+            return None
+        return min(self.low, 0.0) * 1.05  # a margin for inputs a little lower than calibration's
+
+    def shifted(self, offset: float) -> tuple[np.ndarray, np.ndarray]:
+        """(max |x - offset| per channel, Gram matrix of x - offset) from the running sums."""
+        assert self.total is not None
+        peak = self.channel_max + abs(offset)
+        ones = np.ones(len(self.total))
+        gram = self.gram - offset * (np.outer(ones, self.total) + np.outer(self.total, ones)) + self.rows * offset**2
+        return peak, gram
 
 
 def collect_stats(

@@ -37,6 +37,7 @@ class QuantConfig:
     name: str
     smooth_alpha: float | None = 0.5  # SmoothQuant migration strength; None: no smoothing
     gptq: bool = True  # GPTQ rounding instead of round-to-nearest
+    unsigned: bool = True  # non-negative activations (GELU outputs) use all 256 uint8 levels
     nodes_to_exclude: tuple[str, ...] = field(default=())
 
     def excluding(self, nodes: Sequence[str]) -> QuantConfig:
@@ -55,7 +56,7 @@ class QuantConfig:
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (QuantConfig("per-row int8, smoothed, GPTQ"),)
 # For callers without activation statistics of their graph: round to nearest, no smoothing.
 PLAIN_CANDIDATES: tuple[QuantConfig, ...] = (
-    QuantConfig("per-row int8, round to nearest", smooth_alpha=None, gptq=False),
+    QuantConfig("per-row int8, round to nearest", smooth_alpha=None, gptq=False, unsigned=False),
 )
 
 
@@ -65,7 +66,7 @@ def quantize_model(
     stats: Mapping[str, ActivationStats],
     config: QuantConfig,
     *,
-    cache: dict[tuple[str, float | None, bool], RowQuantWeights] | None = None,
+    cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights] | None = None,
 ) -> Any:
     """``model`` (onnx.ModelProto) with ``nodes`` (weight MatMuls) in per-row int8.
 
@@ -83,28 +84,33 @@ def _weights(
     name: str,
     stats: Mapping[str, ActivationStats],
     config: QuantConfig,
-    cache: dict[tuple[str, float | None, bool], RowQuantWeights],
+    cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights],
 ) -> RowQuantWeights:
     """One MatMul's int8 weights under ``config`` (computed once per cache)."""
     from onnx import numpy_helper
 
-    key = (name, config.smooth_alpha, config.gptq)
+    key = (name, config.smooth_alpha, config.gptq, config.unsigned)
     if key in cache:
         return cache[key]
     inits = {i.name: i for i in model.graph.initializer}
     by_name = {n.name: n for n in model.graph.node}
     activation = by_name[name].input[0]
     weight = numpy_helper.to_array(inits[by_name[name].input[1]])
-    smooth = None
+    smooth = offset = None
+    if stats:
+        peak, gram = stats[activation].channel_max, stats[activation].gram
+        offset = stats[activation].offset() if config.unsigned else None
+        if offset is not None:
+            peak, gram = stats[activation].shifted(offset)
     if config.smooth_alpha is not None:
         readers = [n for n in weight_matmuls(model) if by_name[n].input[0] == activation]
         group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
-        smooth = smoothing_factors(stats[activation].channel_max, group, config.smooth_alpha)
-    if config.gptq:
-        cache[key] = gptq_weights(weight, stats[activation].gram, smooth)
-    else:
-        cache[key] = quantize_weights(weight, smooth)
-    return cache[key]
+        smooth = smoothing_factors(peak, group, config.smooth_alpha)
+    spec = gptq_weights(weight, gram, smooth) if config.gptq else quantize_weights(weight, smooth)
+    if offset is not None:
+        spec = replace(spec, offset=offset, offset_output=(offset * weight.astype(np.float64).sum(axis=0)).astype(np.float32))
+    cache[key] = spec
+    return spec
 
 
 class RowQuantizer:
@@ -113,7 +119,7 @@ class RowQuantizer:
     def __init__(self, model: Any, stats: Mapping[str, ActivationStats]) -> None:
         self._model = model
         self._stats = stats
-        self._cache: dict[tuple[str, float | None, bool], RowQuantWeights] = {}
+        self._cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights] = {}
         self.nodes = weight_matmuls(model)
 
     def build(self, config: QuantConfig, only_nodes: Sequence[str] | None = None) -> Any:
@@ -159,7 +165,7 @@ def quantize(
     graph's activations (see ``_activations``); without them use :data:`PLAIN_CANDIDATES`."""
     import onnx
 
-    if stats is None and (config.smooth_alpha is not None or config.gptq):
+    if stats is None and (config.smooth_alpha is not None or config.gptq or config.unsigned):
         raise ValueError(f"{config.name!r} needs activation statistics (smoothing or GPTQ); pass stats= "
                          "or use a PLAIN_CANDIDATES config")
     model = onnx.load(str(source))

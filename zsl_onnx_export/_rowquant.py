@@ -8,6 +8,10 @@ was batched with. Here every activation row is quantized on its own:
     q     = QuantizeLinear(x * smooth / scale, 1, 128)   (uint8: round half to even, saturate)
     y     = MatMulIntegerToFloat(q, w_q, scale, w_scale, 128) (+ the graph's own bias Add)
 
+Activations that are (nearly) never negative, like GELU outputs (>= -0.17), are lifted by
+their calibration floor instead (``offset``) and use uint8 [0, 255] with zero point 0: twice
+the levels; ``offset`` times the weight's column sums goes back into the bias Add.
+
 A row's result then depends on that row alone, bit for bit. Integer products are exact, so
 the only float work per row is elementwise. ``smooth`` (optional, SmoothQuant) divides
 activation channels by a per-channel factor that is multiplied into the weight rows, moving
@@ -15,8 +19,9 @@ outlier channels' range from activations into weights.
 
 Weights are symmetric per output column with levels in [-64, 64] (``WEIGHT_LEVEL``): on CPUs
 without VNNI, onnxruntime's u8 x s8 kernel adds pairs of products in int16 with saturation
-(vpmaddubsw), and 2 x 255 x 64 = 32,640 fits int16, so the same file gives the same integers
-on AVX2, AVX512-VNNI and AMX machines. :func:`saturation_free` checks a graph for that.
+(vpmaddubsw), and 2 x 255 x 64 = 32,640 fits int16 whatever the uint8 activation, so the same
+file gives the same integers on AVX2, AVX512-VNNI and AMX machines. :func:`saturation_free`
+checks a graph for that.
 
 The bias stays the graph's own ``Add`` after the MatMul: MatMulIntegerToFloat's fused bias
 input would be scaled by the per-row activation scale as well.
@@ -44,6 +49,10 @@ __all__ = [
 
 ACTIVATION_LEVEL = 127  # activations: (x / scale) in [-127, 127], stored as uint8 + 128
 WEIGHT_LEVEL = 64  # weights: [-64, 64] so that u8 x s8 pair sums fit int16 (2 * 255 * 64 = 32,640)
+# Non-negative activations (offset mode): uint8 [0, 255] with zero point 0, twice the levels a
+# signed activation gets over the same range; same int16 bound with the same weights.
+UNSIGNED_ACTIVATION_LEVEL = 255
+_INT16_MAX = 32767
 _ZERO_POINT = 128
 _TINY = np.float32(np.finfo(np.float32).tiny)  # scale floor: an all-zero row quantizes to 0, not NaN
 _INTEGER_MATMUL = "MatMulIntegerToFloat"
@@ -57,26 +66,29 @@ class RowQuantWeights:
     levels: np.ndarray  # int8 [K, N], values in [-WEIGHT_LEVEL, WEIGHT_LEVEL]
     scale: np.ndarray  # float32 [N]
     smooth: np.ndarray | None = None  # float32 [K]; activations are divided by it
+    offset: float | None = None  # floor of a non-negative activation: x - offset uses uint8 [0, 255]
+    offset_output: np.ndarray | None = None  # float32 [N]: offset * column sums of W, added back
 
     def dequantized(self) -> np.ndarray:
         """The fp32 weight this stands for, on smoothed activations."""
         return self.levels.astype(np.float32) * self.scale
 
 
-def quantize_weights(weight: np.ndarray, smooth: np.ndarray | None = None) -> RowQuantWeights:
-    """Round-to-nearest symmetric per-column int8 of ``weight`` [K, N] (rows times ``smooth``)."""
+def quantize_weights(weight: np.ndarray, smooth: np.ndarray | None = None, level: int = WEIGHT_LEVEL) -> RowQuantWeights:
+    """Round-to-nearest symmetric per-column int8 of ``weight`` [K, N] (rows times ``smooth``),
+    levels in [-level, level]."""
     w = np.asarray(weight, dtype=np.float64)
     if smooth is not None:
         w = w * np.asarray(smooth, dtype=np.float64)[:, None]
-    scale = weight_scale(w)
-    levels = np.clip(np.round(w / scale), -WEIGHT_LEVEL, WEIGHT_LEVEL).astype(np.int8)
+    scale = weight_scale(w, level)
+    levels = np.clip(np.round(w / scale), -level, level).astype(np.int8)
     return RowQuantWeights(levels, scale.astype(np.float32), None if smooth is None else np.asarray(smooth, np.float32))
 
 
-def weight_scale(weight: np.ndarray) -> np.ndarray:
-    """Per-column symmetric scale so that the largest |w| maps to WEIGHT_LEVEL (floored)."""
+def weight_scale(weight: np.ndarray, level: int = WEIGHT_LEVEL) -> np.ndarray:
+    """Per-column symmetric scale so that the largest |w| maps to ``level`` (floored)."""
     peak = np.abs(np.asarray(weight, dtype=np.float64)).max(axis=0)
-    return np.maximum(peak / WEIGHT_LEVEL, float(_TINY))
+    return np.maximum(peak / level, float(_TINY))
 
 
 def weight_matmuls(model: Any) -> list[str]:
@@ -137,28 +149,63 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
         if node.op_type != "MatMul":
             raise ValueError(f"{node.name} is a {node.op_type}, not a MatMul")
         activation = node.input[0]
-        key = (activation, b"" if spec.smooth is None else spec.smooth.tobytes())
+        key = (activation, (b"" if spec.smooth is None else spec.smooth.tobytes()) + repr(spec.offset).encode())
         if key not in quantized:
             tag = f"{prefix}/a{len(quantized)}"
-            quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec.smooth, tag, opset)
+            quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec, tag, opset)
         q_name, scale_name = quantized[key]
+        zero_point = consts["zero_point"] if spec.offset is None else consts["unsigned_zero_point"]
         base = f"{prefix}/{node.name}"
         new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec.levels, dtype=np.int8), f"{base}/w_q"))
         new_inits.append(numpy_helper.from_array(np.ascontiguousarray(spec.scale, dtype=np.float32), f"{base}/w_scale"))
+        product = node.output[0] if spec.offset_output is None else f"{base}/offset_product"
         new_nodes.append(
             helper.make_node(
                 _INTEGER_MATMUL,
-                [q_name, f"{base}/w_q", scale_name, f"{base}/w_scale", consts["zero_point"]],
-                [node.output[0]],
+                [q_name, f"{base}/w_q", scale_name, f"{base}/w_scale", zero_point],
+                [product],
                 name=f"{node.name}/int8",
                 domain="com.microsoft",
             )
         )
+        if spec.offset_output is not None:  # (x - offset) W + offset W; folded into a bias Add below
+            new_inits.append(numpy_helper.from_array(spec.offset_output.astype(np.float32), f"{base}/offset_output"))
+            new_nodes.append(helper.make_node("Add", [product, f"{base}/offset_output"], [node.output[0]], name=f"{base}/unshift"))
     del graph.node[:]
-    graph.node.extend(new_nodes)
+    graph.node.extend(_fold_into_bias(new_nodes, new_inits, graph))
     graph.initializer.extend(new_inits)
     _drop_unused_initializers(graph)
     return out
+
+
+def _fold_into_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[Any]:
+    """Merge each ``unshift`` Add into the bias Add that alone reads its output (one pass over
+    the output instead of two); where there is no such bias Add, the unshift Add stays."""
+    from onnx import numpy_helper
+
+    values = {i.name: i for i in [*graph.initializer, *inits]}
+    readers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    dropped: set[int] = set()
+    for node in nodes:
+        after = readers.get(node.output[0], [])
+        if not node.name.endswith("/unshift") or len(after) != 1 or after[0].op_type != "Add" or node.output[0] in outputs:
+            continue
+        other = [name for name in after[0].input if name != node.output[0]]
+        if len(other) != 1 or other[0] not in values:
+            continue
+        bias = numpy_helper.to_array(values[other[0]])
+        extra = numpy_helper.to_array(values[node.input[1]])
+        if bias.shape != extra.shape:
+            continue
+        merged = f"{node.name}/bias"
+        inits.append(numpy_helper.from_array((bias + extra).astype(np.float32), merged))
+        after[0].input[:] = [node.input[0] if name == node.output[0] else merged for name in after[0].input]
+        dropped.add(id(node))
+    return [node for node in nodes if id(node) not in dropped]
 
 
 def _constants(inits: list[Any], prefix: str) -> dict[str, str]:
@@ -166,6 +213,8 @@ def _constants(inits: list[Any], prefix: str) -> dict[str, str]:
 
     values = {
         "zero_point": np.array(_ZERO_POINT, dtype=np.uint8),
+        "unsigned_zero_point": np.array(0, dtype=np.uint8),
+        "inv_unsigned_level": np.array(1.0 / UNSIGNED_ACTIVATION_LEVEL, dtype=np.float32),
         "one": np.array(1.0, dtype=np.float32),
         "inv_level": np.array(1.0 / ACTIVATION_LEVEL, dtype=np.float32),
         "tiny": np.array(_TINY, dtype=np.float32),
@@ -183,32 +232,42 @@ def _quantize_rows(
     inits: list[Any],
     consts: Mapping[str, str],
     activation: str,
-    smooth: np.ndarray | None,
+    spec: RowQuantWeights,
     tag: str,
     opset: int,
 ) -> tuple[str, str]:
-    """Append the per-row quantization of ``activation``; returns (uint8 rows, scale [..., 1])."""
+    """Append the per-row quantization of ``activation``; returns (uint8 rows, scale [..., 1]).
+
+    Signed activations: symmetric, zero point 128. Non-negative ones (``spec.offset``): x minus
+    the floor, zero point 0, levels [0, 255], and no Abs needed for the row maximum."""
     from onnx import helper, numpy_helper
 
     source = activation
-    if smooth is not None:
-        inits.append(numpy_helper.from_array((1.0 / smooth).astype(np.float32), f"{tag}/inv_smooth"))
-        nodes.append(helper.make_node("Mul", [activation, f"{tag}/inv_smooth"], [f"{tag}/smoothed"], name=f"{tag}/smooth"))
+    if spec.offset is not None:
+        inits.append(numpy_helper.from_array(np.array(spec.offset, dtype=np.float32), f"{tag}/offset"))
+        nodes.append(helper.make_node("Sub", [source, f"{tag}/offset"], [f"{tag}/lifted"], name=f"{tag}/lift"))
+        source = f"{tag}/lifted"
+    if spec.smooth is not None:
+        inits.append(numpy_helper.from_array((1.0 / spec.smooth).astype(np.float32), f"{tag}/inv_smooth"))
+        nodes.append(helper.make_node("Mul", [source, f"{tag}/inv_smooth"], [f"{tag}/smoothed"], name=f"{tag}/smooth"))
         source = f"{tag}/smoothed"
+    magnitude = source
+    if spec.offset is None:
+        nodes.append(helper.make_node("Abs", [source], [f"{tag}/abs"], name=f"{tag}/abs"))
+        magnitude = f"{tag}/abs"
     if opset >= 18:  # axes became an input in opset 18
-        peak = helper.make_node("ReduceMax", [f"{tag}/abs", consts["last_axis"]], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1)
+        peak = helper.make_node("ReduceMax", [magnitude, consts["last_axis"]], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1)
     else:
-        peak = helper.make_node("ReduceMax", [f"{tag}/abs"], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1, axes=[-1])
+        peak = helper.make_node("ReduceMax", [magnitude], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1, axes=[-1])
+    level = consts["inv_level"] if spec.offset is None else consts["inv_unsigned_level"]
+    zero_point = consts["zero_point"] if spec.offset is None else consts["unsigned_zero_point"]
     nodes.extend(
         [
-            helper.make_node("Abs", [source], [f"{tag}/abs"], name=f"{tag}/abs"),
             peak,
-            helper.make_node("Mul", [f"{tag}/peak", consts["inv_level"]], [f"{tag}/raw_scale"], name=f"{tag}/raw_scale"),
+            helper.make_node("Mul", [f"{tag}/peak", level], [f"{tag}/raw_scale"], name=f"{tag}/raw_scale"),
             helper.make_node("Max", [f"{tag}/raw_scale", consts["tiny"]], [f"{tag}/scale"], name=f"{tag}/scale"),
             helper.make_node("Div", [source, f"{tag}/scale"], [f"{tag}/unit"], name=f"{tag}/unit"),
-            helper.make_node(
-                "QuantizeLinear", [f"{tag}/unit", consts["one"], consts["zero_point"]], [f"{tag}/q"], name=f"{tag}/q"
-            ),
+            helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], zero_point], [f"{tag}/q"], name=f"{tag}/q"),
         ]
     )
     return f"{tag}/q", f"{tag}/scale"
@@ -240,33 +299,63 @@ def _graph_inputs(graph: Any) -> set[str]:
 
 
 def saturation_free(model: Any) -> list[str]:
-    """Names of MatMulIntegerToFloat nodes whose int8 weights could saturate int16 pair sums
-    on AVX2 without VNNI (an empty list means the graph is portable)."""
+    """Names of MatMulIntegerToFloat nodes whose integer pair sums could exceed int16 on AVX2
+    without VNNI (an empty list means the graph is portable).
+
+    The largest uint8 activation is read from the graph itself: the zero point plus the level
+    its per-row quantizer divides by (QuantizeLinear <- Div <- Max <- Mul(peak, 1 / level));
+    an activation quantized any other way is assumed to reach 255.
+    """
     from onnx import numpy_helper
 
-    inits = {i.name: i for i in model.graph.initializer}
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    producer = {out: node for node in model.graph.node for out in node.output}
     unsafe = []
     for node in model.graph.node:
         if node.op_type != _INTEGER_MATMUL:
             continue
         weight = inits.get(node.input[1])
-        if weight is None:
-            unsafe.append(node.name)  # a computed weight cannot be bounded here
+        zero = inits.get(node.input[4]) if len(node.input) > 4 else np.array(0)
+        if weight is None or zero is None:
+            unsafe.append(node.name)  # a computed weight or zero point cannot be bounded here
             continue
-        values = numpy_helper.to_array(weight).astype(np.int32)
-        if np.abs(values).max(initial=0) > WEIGHT_LEVEL:
+        top = min(255, int(zero) + _activation_level(node.input[0], producer, inits))
+        if 2 * top * int(np.abs(weight.astype(np.int32)).max(initial=0)) > _INT16_MAX:
             unsafe.append(node.name)
     return unsafe
+
+
+def _activation_level(q_name: str, producer: Mapping[str, Any], inits: Mapping[str, np.ndarray]) -> int:
+    """The level a per-row quantizer maps the row maximum to, or 255 if it cannot be traced."""
+    chain = [("QuantizeLinear", 0), ("Div", 1), ("Max", 0), ("Mul", 1)]
+    name = q_name
+    for op, index in chain:
+        node = producer.get(name)
+        if node is None or node.op_type != op or len(node.input) <= index:
+            return 255
+        name = node.input[index]
+    inverse = inits.get(name)
+    if inverse is None or inverse.size != 1 or float(inverse) <= 0:
+        return 255
+    return int(np.ceil(1.0 / float(inverse) - 1e-3))
 
 
 def reference_matmul(x: np.ndarray, spec: RowQuantWeights) -> np.ndarray:
     """numpy model of one rewritten MatMul (without its bias): what the graph must compute."""
     xs = x.astype(np.float32)
+    if spec.offset is not None:
+        xs = xs - np.float32(spec.offset)
     if spec.smooth is not None:
         xs = xs * (np.float32(1.0) / spec.smooth).astype(np.float32)
-    peak = np.abs(xs).max(axis=-1, keepdims=True)
-    scale = np.maximum(peak * np.float32(1.0 / ACTIVATION_LEVEL), _TINY).astype(np.float32)
-    q = np.clip(np.round(xs / scale), -ACTIVATION_LEVEL - 1, ACTIVATION_LEVEL).astype(np.int64)
+    if spec.offset is None:
+        peak = np.abs(xs).max(axis=-1, keepdims=True)
+        scale = np.maximum(peak * np.float32(1.0 / ACTIVATION_LEVEL), _TINY).astype(np.float32)
+        q = np.clip(np.round(xs / scale), -ACTIVATION_LEVEL - 1, ACTIVATION_LEVEL).astype(np.int64)
+    else:
+        peak = xs.max(axis=-1, keepdims=True)
+        scale = np.maximum(peak * np.float32(1.0 / UNSIGNED_ACTIVATION_LEVEL), _TINY).astype(np.float32)
+        q = np.clip(np.round(xs / scale), 0, 255).astype(np.int64)
     acc = q @ spec.levels.astype(np.int64)
-    return (acc.astype(np.float32) * scale * spec.scale).astype(np.float32)
+    out = (acc.astype(np.float32) * scale * spec.scale).astype(np.float32)
+    return out if spec.offset_output is None else out + spec.offset_output
 

@@ -34,11 +34,12 @@ def smoothing_factors(channel_max: np.ndarray, weights: Sequence[np.ndarray], al
 
 
 def gptq_weights(
-    weight: np.ndarray, gram: np.ndarray, smooth: np.ndarray | None = None, damp: float = 0.01
+    weight: np.ndarray, gram: np.ndarray, smooth: np.ndarray | None = None, damp: float = 0.01,
+    level: int = WEIGHT_LEVEL,
 ) -> RowQuantWeights:
     """int8 levels for ``weight`` [K, N] (times ``smooth`` per row) that minimize the output
     error on inputs with Gram matrix ``gram`` [K, K] (of the unsmoothed activations)."""
-    nearest = quantize_weights(weight, smooth)
+    nearest = quantize_weights(weight, smooth, level)
     w = np.asarray(weight, dtype=np.float64).copy()
     h = np.asarray(gram, dtype=np.float64).copy()
     if smooth is not None:
@@ -60,7 +61,7 @@ def gptq_weights(
         errors = np.empty_like(block)
         for i in range(stop - start):
             row = start + i
-            levels[row] = np.clip(np.round(block[i] / scale), -WEIGHT_LEVEL, WEIGHT_LEVEL)
+            levels[row] = np.clip(np.round(block[i] / scale), -level, level)
             errors[i] = (block[i] - levels[row] * scale) / upper[row, row]
             block[i + 1 :] -= np.outer(upper[row, row + 1 : stop], errors[i])
         w[stop:] -= upper[start:stop, stop:].T @ errors
