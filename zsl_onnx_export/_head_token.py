@@ -27,62 +27,85 @@ _LAST_AXIS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNo
 def gather_head_token_early(model: Any) -> int:
     """Rewrite ``model`` (an onnx.ModelProto) in place; returns how many nodes now see one token."""
     import onnx
-    from onnx import helper, numpy_helper
 
     graph = model.graph
+    constants = _constants(graph)
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    heads = [n for n in graph.node if _is_head_gather(n, constants)]
+    if len(heads) != 1:
+        return 0
+    head = heads[0]
+    order = list(graph.node)
+    region = _token_region(graph, order, head, constants, consumers)
+    if not region:
+        return 0
+    new_nodes = _slice_region_inputs(graph, order, region, constants)
+    _drop_head(graph, order, head, consumers, new_nodes)
+    # Shapes of rewired tensors changed; drop stale value_info so ORT re-infers them.
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    return len(region)
+
+
+def _constants(graph: Any) -> dict[str, np.ndarray]:
+    """Initializers, Constant nodes and Identities of them, by tensor name."""
+    from onnx import numpy_helper
+
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:  # topological order, so an Identity of a constant is seen after it
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
         elif node.op_type == "Identity" and node.input[0] in constants:  # optimum's shared weights
             constants[node.output[0]] = constants[node.input[0]]
-    producers = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    graph_outputs = {o.name for o in graph.output}
+    return constants
 
-    heads = [n for n in graph.node if _is_head_gather(n, constants)]
-    if len(heads) != 1:
-        return 0
-    head = heads[0]
 
-    def small_constant(name: str) -> bool:
-        return name in constants and constants[name].ndim <= 1
+def _eligible(node: Any, constants: dict[str, np.ndarray], consumers: dict[str, list[Any]]) -> bool:
+    """Whether ``node`` works on each token on its own, so it can run on the head token only."""
+    inputs = [i for i in node.input if i]
+    if node.op_type == "MatMul":  # activations x a weight matrix
+        return inputs[0] not in constants and inputs[1] in constants and constants[inputs[1]].ndim == 2
+    if node.op_type in _LAST_AXIS:  # statistics over the hidden axis only; extra outputs unused
+        axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
+        return axis == -1 and inputs[0] not in constants and not any(o in consumers for o in node.output[1:] if o)
+    return (node.op_type in _TOKENWISE
+            and any(i not in constants for i in inputs)
+            and all(constants[i].ndim <= 1 for i in inputs if i in constants))
 
-    def eligible(node: Any) -> bool:
-        inputs = [i for i in node.input if i]
-        if node.op_type == "MatMul":  # activations x a weight matrix
-            return inputs[0] not in constants and inputs[1] in constants and constants[inputs[1]].ndim == 2
-        if node.op_type in _LAST_AXIS:  # statistics over the hidden axis only; extra outputs unused
-            axis = next((a.i for a in node.attribute if a.name == "axis"), -1)
-            return axis == -1 and inputs[0] not in constants and not any(o in consumers for o in node.output[1:] if o)
-        return (node.op_type in _TOKENWISE
-                and any(i not in constants for i in inputs)
-                and all(small_constant(i) for i in inputs if i in constants))
 
+def _token_region(graph: Any, order: list[Any], head: Any, constants: dict[str, np.ndarray],
+                  consumers: dict[str, list[Any]]) -> set[int]:
+    """Ids of the nodes whose outputs only ever reach the head Gather (or each other)."""
     # Walk back from the head (reverse topological order): a node joins the region when it is
     # token-wise and every consumer of its outputs is the head or already in the region.
-    order = list(graph.node)
-    position = {id(n): i for i, n in enumerate(order)}
+    graph_outputs = {o.name for o in graph.output}
     region: set[int] = set()
     changed = True
     while changed:
         changed = False
         for node in reversed(order):
-            if id(node) in region or node is head or not eligible(node):
+            if id(node) in region or node is head or not _eligible(node, constants, consumers):
                 continue
             outs = [o for o in node.output if o]
             users = [c for o in outs for c in consumers.get(o, [])]
             if users and not graph_outputs.intersection(outs) and all(c is head or id(c) in region for c in users):
                 region.add(id(node))
                 changed = True
-    if not region:
-        return 0
+    return region
+
+
+def _slice_region_inputs(graph: Any, order: list[Any], region: set[int],
+                         constants: dict[str, np.ndarray]) -> list[tuple[int, Any]]:
+    """Feed the region's outside inputs through a head-token Gather; returns (after, node) pairs."""
+    from onnx import helper, numpy_helper
 
     index_name = "head_token_index"
     graph.initializer.append(numpy_helper.from_array(np.array(0, dtype=np.int64), index_name))
+    producers = {out: node for node in graph.node for out in node.output}
+    position = {id(n): i for i, n in enumerate(order)}
     sliced: dict[str, str] = {}
     new_nodes = []
     for node in order:
@@ -102,6 +125,12 @@ def gather_head_token_early(model: Any) -> int:
                                       name=f"{name}/GatherHeadToken"))
                 )
             node.input[k] = sliced[name]
+    return new_nodes
+
+
+def _drop_head(graph: Any, order: list[Any], head: Any, consumers: dict[str, list[Any]],
+               new_nodes: list[tuple[int, Any]]) -> None:
+    """Remove the now no-op head Gather and place the new Gathers after their producers."""
     # The head Gather is now a no-op: its input already holds one token per row.
     for consumer in consumers.get(head.output[0], []):
         for k, name in enumerate(consumer.input):
@@ -119,10 +148,6 @@ def gather_head_token_early(model: Any) -> int:
         nodes.insert(nodes.index(anchor) + 1 if anchor is not None else 0, gather)
     del graph.node[:]
     graph.node.extend(nodes)
-    # Shapes of rewired tensors changed; drop stale value_info so ORT re-infers them.
-    del graph.value_info[:]
-    onnx.checker.check_model(model)
-    return len(region)
 
 
 def _is_head_gather(node: Any, constants: dict[str, np.ndarray]) -> bool:
