@@ -216,26 +216,8 @@ def search_int8(
         quantizer = RowQuantizer(model, stats)
         report.graph.update({"weight_matmuls": len(quantizer.nodes)})
 
-        def attempt(config: QuantConfig) -> CandidateResult:
-            path = work / f"candidate-{len(report.candidates)}.onnx"
-            built = quantizer.build(config)
-            unsafe = saturation_free(built)
-            if unsafe:  # cannot happen with _rowquant's weights; never ship a graph that could
-                raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
-            save_model(built, path, external_data=external_data)
-            logits = runner.logits(path)
-            speedup = None
-            if measure_speed:
-                fp32_speed, int8_speed = runner.speeds([graph, path], pairs=SPEED_PAIRS)
-                speedup = int8_speed / fp32_speed
-            result = _score(config, logits, reference, calibration, path, speedup, min_agreement)
-            report.candidates.append(result)
-            files[id(result)] = path
-            _prune(report.candidates, files)
-            say(f"      {config.name}: agreement {result.heldout_agreement:.2%}, "
-                f"{result.size / fp32_size:.0%} of fp32 size"
-                + ("" if speedup is None else f", {speedup:.2f}x fp32 speed"))
-            return result
+        attempt = _attempter(quantizer, runner, graph, work, report, files, reference, calibration,
+                             external_data=external_data, measure_speed=measure_speed, say=say)
 
         def choose(result: CandidateResult, *, lossy: bool = False) -> GuardReport:
             report.chosen, report.kept_lossy = result, lossy
@@ -248,23 +230,63 @@ def search_int8(
         if candidates:
             start = candidates[0]
             ordered = _rank_nodes(quantizer, start, runner, calibration, reference, report, work, external_data, say)
-            failed = 0
-            for count in _ladder(len(ordered)):
-                result = attempt(start.excluding(ordered[:count]))
-                if result.passed:
-                    # Fewest fp32 MatMuls that still pass: bisect between the last failure and here.
-                    low, high, best = failed, count, result
-                    while high - low > 1:
-                        middle = (low + high) // 2
-                        trial = attempt(start.excluding(ordered[:middle]))
-                        low, high, best = (low, middle, trial) if trial.passed else (middle, high, best)
-                    return choose(best)
-                failed = count
+            best = _back_off(attempt, start, ordered)
+            if best is not None:
+                return choose(best)
         if keep_lossy and report.candidates:
             return choose(max(report.candidates, key=lambda c: c.heldout_agreement), lossy=True)
         return report
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _attempter(quantizer: RowQuantizer, runner: PairRunner, graph: Path, work: Path, report: GuardReport,
+               files: dict[int, Path], reference: np.ndarray, calibration: CalibrationSet, *,
+               external_data: bool, measure_speed: bool, say: Progress) -> Callable[[QuantConfig], CandidateResult]:
+    """A function that builds, saves and scores one candidate, recording it in ``report``."""
+    fp32_size, min_agreement = report.fp32_size, report.min_agreement
+
+    def attempt(config: QuantConfig) -> CandidateResult:
+        path = work / f"candidate-{len(report.candidates)}.onnx"
+        built = quantizer.build(config)
+        unsafe = saturation_free(built)
+        if unsafe:  # cannot happen with _rowquant's weights; never ship a graph that could
+            raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
+        save_model(built, path, external_data=external_data)
+        logits = runner.logits(path)
+        speedup = None
+        if measure_speed:
+            fp32_speed, int8_speed = runner.speeds([graph, path], pairs=SPEED_PAIRS)
+            speedup = int8_speed / fp32_speed
+        result = _score(config, logits, reference, calibration, path, speedup, min_agreement)
+        report.candidates.append(result)
+        files[id(result)] = path
+        _prune(report.candidates, files)
+        say(f"      {config.name}: agreement {result.heldout_agreement:.2%}, "
+            f"{result.size / fp32_size:.0%} of fp32 size"
+            + ("" if speedup is None else f", {speedup:.2f}x fp32 speed"))
+        return result
+
+    return attempt
+
+
+def _back_off(attempt: Callable[[QuantConfig], CandidateResult], start: QuantConfig,
+              ordered: Sequence[str]) -> CandidateResult | None:
+    """Keep more of the most sensitive MatMuls in fp32 (a growing ladder, then bisection) until
+    a candidate passes; the passing candidate with the fewest fp32 MatMuls, or None."""
+    failed = 0
+    for count in _ladder(len(ordered)):
+        result = attempt(start.excluding(ordered[:count]))
+        if result.passed:
+            # Fewest fp32 MatMuls that still pass: bisect between the last failure and here.
+            low, high, best = failed, count, result
+            while high - low > 1:
+                middle = (low + high) // 2
+                trial = attempt(start.excluding(ordered[:middle]))
+                low, high, best = (low, middle, trial) if trial.passed else (middle, high, best)
+            return best
+        failed = count
+    return None
 
 
 def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
