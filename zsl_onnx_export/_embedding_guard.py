@@ -123,10 +123,15 @@ def guard_int8(
                 return report
     _remove(target)
     if keep_lossy and report.tried:
-        best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
-        save_model(built[best], target, external_data=external_data)
-        report.chosen, report.kept_lossy = report.tried[best], True
+        _keep_most_faithful(report, built, target, external_data)
     return report
+
+
+def _keep_most_faithful(report: EmbeddingGuardReport, built: list[Any], target: Path, external_data: bool) -> None:
+    """Save the candidate with the best top-1 agreement at ``target`` although none passed."""
+    best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
+    save_model(built[best], target, external_data=external_data)
+    report.chosen, report.kept_lossy = report.tried[best], True
 
 
 def _rank_nodes(
