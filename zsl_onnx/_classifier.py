@@ -10,7 +10,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import onnxruntime as ort
 
-from ._bundle import DEFAULT_HUB_TIMEOUT, download, read_bundle
+from ._bundle import DEFAULT_HUB_TIMEOUT, Bundle, VariantFile, download, read_bundle
 from ._embedding import EmbeddingScorer, load_embedding_scorer
 from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
@@ -97,59 +97,24 @@ class ZeroShotClassifier:
         ``hub_timeout`` bounds each Hugging Face Hub request, in seconds.
         """
         on_gpu = any(provider_name(p) != "CPUExecutionProvider" for p in providers or ())
-        root = _local_dir(path_or_repo_id)
-        if root is None:
-            root = download(
-                str(path_or_repo_id),
-                variant=variant,
-                on_gpu=on_gpu,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=local_files_only,
-                timeout=hub_timeout,
-            )
+        root = _bundle_root(path_or_repo_id, variant=variant, on_gpu=on_gpu, revision=revision,
+                            cache_dir=cache_dir, local_files_only=local_files_only, hub_timeout=hub_timeout)
         bundle = read_bundle(root)
         chosen = bundle.choose(variant, on_gpu=on_gpu)
         if verify:
             bundle.verify(chosen)
-        manifest = bundle.manifest or {}
-        gpu_cap = None if on_gpu else CPU_MAX_BATCH_TOKENS
+        common = _common_options(bundle, chosen, on_gpu=on_gpu, max_batch_tokens=max_batch_tokens)
         if bundle.kind == "embedding":
             scorer = load_embedding_scorer(
                 bundle, chosen.path, max_length=max_length, providers=providers, threads=threads,
                 session_options=session_options,
             )
-            return cls(
-                embedding=scorer,
-                hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
-                variant=chosen.name,
-                fidelity=chosen.fidelity,
-                max_batch_tokens=gpu_cap if max_batch_tokens == "auto" else max_batch_tokens,
-            )
-        labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
-        limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
-        if max_length is not None and (not isinstance(max_length, int) or not 8 <= max_length <= limit):
-            raise InvalidInputError(
-                f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
-            )
-        tokenizer = PairTokenizer.from_file(
-            bundle.tokenizer_file,
-            tokenizer_config=bundle.tokenizer_config,
-            config=bundle.config,
-            max_length=max_length or limit,
+            return cls(embedding=scorer, **common)
+        tokenizer, session, labels = _nli_parts(
+            bundle, chosen, max_length=max_length, providers=providers, threads=threads,
+            session_options=session_options,
         )
-        session = create_session(
-            chosen.path, providers=providers, threads=threads, session_options=session_options
-        )
-        return cls(
-            tokenizer,
-            LogitsSession(session),
-            labels,
-            hypothesis_template=manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
-            variant=chosen.name,
-            fidelity=chosen.fidelity,
-            max_batch_tokens=gpu_cap if max_batch_tokens == "auto" else max_batch_tokens,
-        )
+        return cls(tokenizer, session, labels, **common)
 
     @property
     def kind(self) -> str:
@@ -324,6 +289,72 @@ def _batch_size(batch_size: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive integer, not {batch_size!r}.")
     return batch_size
+
+
+def _bundle_root(
+    path_or_repo_id: str | Path,
+    *,
+    variant: str | None,
+    on_gpu: bool,
+    revision: str | None,
+    cache_dir: str | Path | None,
+    local_files_only: bool,
+    hub_timeout: float | None,
+) -> Path:
+    """The bundle's directory: a local one as given, else the Hub download of the files needed."""
+    root = _local_dir(path_or_repo_id)
+    if root is not None:
+        return root
+    return download(
+        str(path_or_repo_id),
+        variant=variant,
+        on_gpu=on_gpu,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        timeout=hub_timeout,
+    )
+
+
+def _common_options(
+    bundle: Bundle, chosen: VariantFile, *, on_gpu: bool, max_batch_tokens: int | Literal["auto"] | None
+) -> dict[str, Any]:
+    """Constructor options both bundle kinds share, from the manifest and the chosen variant."""
+    manifest = bundle.manifest or {}
+    gpu_cap = None if on_gpu else CPU_MAX_BATCH_TOKENS
+    return {
+        "hypothesis_template": manifest.get("hypothesis_template", DEFAULT_TEMPLATE),
+        "variant": chosen.name,
+        "fidelity": chosen.fidelity,
+        "max_batch_tokens": gpu_cap if max_batch_tokens == "auto" else max_batch_tokens,
+    }
+
+
+def _nli_parts(
+    bundle: Bundle,
+    chosen: VariantFile,
+    *,
+    max_length: int | None,
+    providers: Sequence[ProviderSpec] | None,
+    threads: int | None,
+    session_options: ort.SessionOptions | None,
+) -> tuple[PairTokenizer, LogitsSession, LabelSpec]:
+    """Tokenizer, session and label mapping of an NLI bundle; checks ``max_length`` first."""
+    manifest = bundle.manifest or {}
+    labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
+    limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
+    if max_length is not None and (not isinstance(max_length, int) or not 8 <= max_length <= limit):
+        raise InvalidInputError(
+            f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
+        )
+    tokenizer = PairTokenizer.from_file(
+        bundle.tokenizer_file,
+        tokenizer_config=bundle.tokenizer_config,
+        config=bundle.config,
+        max_length=max_length or limit,
+    )
+    session = create_session(chosen.path, providers=providers, threads=threads, session_options=session_options)
+    return tokenizer, LogitsSession(session), labels
 
 
 def _local_dir(path_or_repo_id: str | Path) -> Path | None:
