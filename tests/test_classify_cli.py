@@ -258,3 +258,33 @@ def test_fixture_bundle_classifies_a_csv_like_the_api(fixture_bundle, tmp_path):
     rows = read_jsonl(out)
     expected = ZeroShotClassifier.from_pretrained(fixture_bundle)(texts, labels.split(","))
     assert [r["top_label"] for r in rows] == [e["labels"][0] for e in expected] == ["music", "animals", "cooking"]
+
+
+@pytest.mark.parametrize("flags, offline", [([], False), (["--offline"], True)])
+def test_ray_actors_load_with_the_drivers_offline_setting(bert_bundle, tmp_path, monkeypatch, flags, offline):
+    """--ray actors get the driver's --offline (checked on the options they are built with; no Ray started)."""
+    import zsl_onnx.ray as zray
+    from zsl_onnx._classify_cli import build_parser
+    from zsl_onnx._classify_ray import RayChunks
+
+    built = []
+
+    class Pool:
+        info = {"variant": "fp32", "max_length": "128", "hypothesis_template": "This example is {}."}
+
+        def __init__(self, options, workers, threads):
+            built.append(options)
+
+    class FakeRay:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 2}
+
+    monkeypatch.setattr(zray, "require_ray", lambda: FakeRay)
+    monkeypatch.setattr(zray, "connect", lambda address: lambda: None)
+    monkeypatch.setattr(zray, "ChunkPool", Pool)
+    args = build_parser().parse_args([str(bert_bundle), str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+                                      "--labels", "a,b", "--ray", *flags])
+    RayChunks(args, ["a", "b"])
+    assert len(built) == 1 and built[0]["local_files_only"] is offline
+    assert built[0]["model"] == str(bert_bundle)
