@@ -194,6 +194,10 @@ def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(bert_bundle, tm
     assert capsys.readouterr().err == ""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp_path, how):
@@ -211,7 +215,9 @@ def test_resume_after_interruption_gives_the_uninterrupted_file(bert_bundle, tmp
     out = tmp_path / "part.jsonl"
     state = Path(str(out) + STATE_SUFFIX)
     command = [exe(), str(bert_bundle), str(source), *flags, "-o", str(out)]
-    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    # A shell that starts the suite in the background ignores SIGINT, and children inherit that;
+    # the CLI must see Ctrl-C the way a user's terminal delivers it.
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     release = threading.Event()
 
     def feed() -> None:
