@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
-# Development history has no place in the product: "session 3", "issue 4", "Issue #12".
+# Development history (numbered work sessions or tracker items) has no place in the product.
 WORK_ITEM = re.compile(r"\b(?:session|issue)s?\s*#?\d+", re.IGNORECASE)
 OUTSIDE_NOTES = "shared/" + "notes"
 LINE_REFERENCE = re.compile(r"\b\w+\.py:\d+")  # "_graph.py:7" goes stale with the next edit
