@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._batching import Batch
-from ._exceptions import BundleError
 from ._pooling import PoolingConfig, pool
-from ._session import InferenceSessionLike, build_feed, input_feed_spec
+from ._session import InferenceSessionLike, build_feed, input_feed_spec, require_output
 
 __all__ = ["TOKEN_OUTPUT", "EmbeddingSession"]
 
@@ -25,12 +24,9 @@ class EmbeddingSession:
     def __init__(self, session: InferenceSessionLike, pooling: PoolingConfig) -> None:
         self._session = session
         self._feed_spec = input_feed_spec(session)
-        outputs = [node.name for node in session.get_outputs()]
-        if TOKEN_OUTPUT not in outputs:
-            raise BundleError(
-                f"The ONNX graph has no output named {TOKEN_OUTPUT!r} (it has {outputs}); an embedding "
-                "bundle needs the transformer's token vectors. Re-export it with zsl-export."
-            )
+        require_output(
+            session, TOKEN_OUTPUT, "an embedding bundle needs the transformer's token vectors. Re-export it with zsl-export."
+        )
         self.pooling = pooling
 
     @property

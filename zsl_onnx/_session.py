@@ -56,18 +56,20 @@ def build_feed(spec: list[tuple[str, type[np.integer[Any]]]], batch: Batch) -> d
     return {name: getattr(batch, name).astype(dtype, copy=False) for name, dtype in spec}
 
 
+def require_output(session: InferenceSessionLike, name: str, fix: str) -> None:
+    """Refuse a graph without the output a stage reads, naming what it has and ``fix``."""
+    outputs = [node.name for node in session.get_outputs()]
+    if name not in outputs:
+        raise BundleError(f"The ONNX graph has no output named {name!r} (it has {outputs}); {fix}")
+
+
 class LogitsSession:
     """Feeds :class:`Batch` objects to a session and returns float32 logits."""
 
     def __init__(self, session: InferenceSessionLike) -> None:
         self._session = session
         self._feed_spec = input_feed_spec(session)
-        outputs = [node.name for node in session.get_outputs()]
-        if LOGITS not in outputs:
-            raise BundleError(
-                f"The ONNX graph has no output named 'logits' (it has {outputs}); "
-                "export it as a sequence-classification model (zsl-export does)."
-            )
+        require_output(session, LOGITS, "export it as a sequence-classification model (zsl-export does).")
 
     @property
     def input_names(self) -> list[str]:
