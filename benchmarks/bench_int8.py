@@ -1,7 +1,7 @@
 """The int8 table: agreement with fp32, accuracy, size, batch independence and speed vs fp32.
 
 Usage (from the repository root):
-    python benchmarks/bench_int8.py --bundle BUNDLE [--threads 2] [--rounds 5] [--news 200]
+    python benchmarks/bench_int8.py --bundle BUNDLE [--threads 2] [--news 200] [--chunk 10] [--repeats 3]
         [--sick-limit N] [--results-dir benchmarks/results]
 
 BUNDLE is a zsl-export output of the trained fixture (../shared/fixtures/minilm-l6-sick-nli).
@@ -15,8 +15,10 @@ tensor per batch: what most ONNX ports ship), for comparison. For each:
 - batch independence: max |logit difference| of the first 128 SICK test pairs scored one at a
   time vs all in one call (0 means bit-identical);
 - speed: AG News texts x 10 labels through ``ZeroShotClassifier`` with its default batching,
-  ``--rounds`` passes with the backends taken in turn (interleaved, order rotating), median
-  texts/s and the ratio to fp32 from the same run.
+  in passes of ``--chunk`` texts, each taken by every backend in turn (order rotating),
+  ``--repeats`` times: texts/s of the median pass and of each chunk's best pass, and the ratio
+  to fp32 as the median [quartiles] of neighbouring passes' ratios and as the ratio of best
+  times (see ``common.paired_timings``: shared machines change speed for seconds at a time).
 
 The CPU model and its ISA flags are recorded with the results; speed needs a quiet machine.
 """
@@ -26,15 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from common import RESULTS, ag_news, environment, sick_test, write_results
+from common import RESULTS, ag_news, environment, paired_timings, sick_test, write_results
 
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx_export.internals import builtin_calibration
@@ -86,26 +86,19 @@ def fidelity(classifiers: dict[str, ZeroShotClassifier], sick_limit: int | None)
     return rows
 
 
-def speeds(classifiers: dict[str, ZeroShotClassifier], texts: list[str], rounds: int) -> dict[str, float]:
-    """Median texts/s of each backend over ``rounds`` interleaved passes (order rotates)."""
-    names = list(classifiers)
-    for name in names:  # warm-up
-        classifiers[name](texts[:4], TOPICS10)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            start = time.perf_counter()
-            classifiers[name](texts, TOPICS10)
-            times[name].append(time.perf_counter() - start)
-    return {name: len(texts) / statistics.median(t) for name, t in times.items()}
+def speeds(classifiers: dict[str, ZeroShotClassifier], texts: list[str], chunk: int, repeats: int) -> dict[str, dict]:
+    """Paired, interleaved timings of every backend (see ``common.paired_timings``); fp32 first."""
+    runners = {name: (lambda part, clf=clf: clf(part, TOPICS10)) for name, clf in classifiers.items()}
+    return paired_timings(runners, texts, chunk, repeats)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", required=True, type=Path, help="zsl-export output of the fixture")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved timed passes per backend")
     parser.add_argument("--news", type=int, default=200, help="AG News texts for the speed run (x 10 labels)")
+    parser.add_argument("--chunk", type=int, default=10, help="texts per timed pass")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes of every chunk per backend")
     parser.add_argument("--sick-limit", type=int, default=None, help="first N SICK test pairs (smoke runs)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -122,26 +115,28 @@ def main() -> None:
                  for name, (b, v) in bundles.items()}
         rows = fidelity(classifiers, args.sick_limit)
         texts = ag_news(args.news)[0]
-        rates = speeds(classifiers, texts, args.rounds)
+        rates = speeds(classifiers, texts, args.chunk, args.repeats)
     for row in rows:
         row["size_mb"] = round(sizes[row["backend"]] / 1e6, 1)
-        row["texts_per_s"] = rates[row["backend"]]
-        row["speed_vs_fp32"] = rates[row["backend"]] / rates["fp32"]
+        row.update(rates[row["backend"]])
     int8 = manifest["variants"]["int8"]
     fp32_nodes = int8["quantization"].get("nodes_to_exclude", [])
     header = ("| backend | agreement, held-out calibration | agreement, SICK test | SICK accuracy | size MB "
-              "| alone vs batched max diff | texts/s | speed vs fp32 |\n|---|---|---|---|---|---|---|---|")
+              "| alone vs batched max diff | texts/s (median / best) | speed vs fp32: median of pairs [quartiles] "
+              "| vs fp32, best |\n|---|---|---|---|---|---|---|---|---|")
     lines = [f"| {r['backend']} | {r['heldout_agreement']:.2%} | {r['sick_agreement']:.2%} | {r['sick_accuracy']:.4f} "
-             f"| {r['size_mb']} | {r['alone_vs_batched_max_abs_diff']:.3g} | {r['texts_per_s']:.1f} "
-             f"| {r['speed_vs_fp32']:.2f}x |" for r in rows]
+             f"| {r['size_mb']} | {r['alone_vs_batched_max_abs_diff']:.3g} "
+             f"| {r['median_texts_per_s']:.1f} / {r['best_texts_per_s']:.1f} "
+             f"| {r['ratio_median']:.2f}x [{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}] | {r['ratio_best']:.2f}x |" for r in rows]
     markdown = (
         f"int8 vs fp32: {manifest['source']['model']}, int8 = {int8['quantization']['guard']['chosen']!r} "
-        f"({len(fp32_nodes)} MatMuls kept fp32); speed: {len(texts)} AG News texts x 10 labels, "
-        f"{args.threads} threads, median of {args.rounds} interleaved passes\n\n{header}\n" + "\n".join(lines)
+        f"({len(fp32_nodes)} MatMuls kept fp32); speed: {len(texts)} AG News texts x 10 labels in passes of "
+        f"{args.chunk} texts, each pass {args.repeats} times per backend, interleaved; {args.threads} threads"
+        f"\n\n{header}\n" + "\n".join(lines)
     )
     write_results("int8", {"environment": environment(args.threads), "bundle": str(args.bundle),
                            "chosen": int8["quantization"]["guard"]["chosen"], "fp32_nodes": fp32_nodes,
-                           "speed_texts": len(texts), "rounds": args.rounds, "rows": rows},
+                           "speed_texts": len(texts), "chunk": args.chunk, "repeats": args.repeats, "rows": rows},
                   markdown, args.results_dir)
 
 

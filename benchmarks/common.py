@@ -6,8 +6,10 @@ import csv
 import json
 import os
 import platform
+import statistics
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -133,6 +135,54 @@ def machine_line(env: dict[str, Any]) -> str:
     """One line naming the machine, for the foot of every results table."""
     isa = ", ".join(env.get("isa") or []) or "none of " + ", ".join(ISA_FLAGS)
     return f"Machine: {env['cpu']} ({isa}), {env['cores']} cores, {env['threads']} threads, Python {env['python']}."
+
+
+def paired_timings(
+    runners: dict[str, Callable[[list[str]], Any]], texts: list[str], chunk: int, repeats: int
+) -> dict[str, dict[str, float]]:
+    """Speed of each runner on ``texts``, robust to a machine whose speed comes and goes.
+
+    On shared or virtual machines other tenants slow a pass by up to 2-3x for seconds at a
+    time, so long passes compare one backend's quiet phase with another's busy one. Here the
+    texts are cut into chunks of ``chunk``; every chunk runs through every runner in turn
+    (order rotating), ``repeats`` times. Per runner: texts/s from each chunk's median pass
+    (``median_texts_per_s``) and from each chunk's fastest pass (``best_texts_per_s``: the
+    machine undisturbed, as ``timeit`` advises); against the first runner: the median and
+    quartiles of the per-pass ratios of neighbouring passes (``ratio_median``, ``ratio_q1``,
+    ``ratio_q3``) and the ratio of best times (``ratio_best``).
+    """
+    names = list(runners)
+    chunks = [texts[i : i + chunk] for i in range(0, len(texts), chunk)]
+    for name in names:  # warm-up: first-run allocations stay out of the timings
+        runners[name](chunks[0][:2])
+    times: dict[str, list[list[float]]] = {name: [[] for _ in chunks] for name in names}
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    turn = 0
+    for _ in range(repeats):
+        for index, part in enumerate(chunks):
+            order = names[turn % len(names):] + names[: turn % len(names)]
+            turn += 1
+            took = {}
+            for name in order:
+                start = time.perf_counter()
+                runners[name](part)
+                took[name] = time.perf_counter() - start
+                times[name][index].append(took[name])
+            for name in names:
+                ratios[name].append(took[names[0]] / took[name])
+    result = {}
+    for name in names:
+        q1, median, q3 = np.quantile(ratios[name], [0.25, 0.5, 0.75])
+        best = sum(min(per_chunk) for per_chunk in times[name])
+        best_first = sum(min(per_chunk) for per_chunk in times[names[0]])
+        result[name] = {
+            "median_texts_per_s": len(texts) / sum(statistics.median(per_chunk) for per_chunk in times[name]),
+            "best_texts_per_s": len(texts) / best,
+            "ratio_median": float(median), "ratio_q1": float(q1), "ratio_q3": float(q3),
+            "ratio_best": best_first / best,
+            "passes": len(passes),
+        }
+    return result
 
 
 def write_results(stem: str, data: dict[str, Any], markdown: str, results_dir: Path = RESULTS) -> None:

@@ -86,3 +86,31 @@ def test_int8_error_sources_compares_rounding_and_activation_error(tiny_bert: Ti
     # GPTQ minimizes each layer's output error on the ranking pairs: it must beat rounding to nearest overall
     errors = result["layer_error"]
     assert errors and sum(e["gptq"] for e in errors) < sum(e["round_to_nearest"] for e in errors)
+
+
+def test_bench_int8_compares_fidelity_and_paired_speed(tiny_bert: TinyModel, tmp_path: Path) -> None:
+    run_script("bench_int8.py", "--bundle", tiny_bert.bundle, "--threads", 1, "--sick-limit", 8, "--news", 6,
+               "--chunk", 3, "--repeats", 2, "--results-dir", tmp_path)
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "int8.json").read_text())["rows"]}
+    assert set(rows) == {"fp32", "int8 (per-row, guarded)", "int8 (onnxruntime dynamic, default)"}
+    assert rows["fp32"]["ratio_median"] == rows["fp32"]["ratio_best"] == 1.0
+    assert rows["int8 (per-row, guarded)"]["alone_vs_batched_max_abs_diff"] == 0.0  # bitwise batch-independent
+    for row in rows.values():
+        assert row["passes"] == 2 * 2  # 6 texts in chunks of 3, twice each
+        assert row["ratio_q1"] <= row["ratio_median"] <= row["ratio_q3"]
+        assert row["best_texts_per_s"] >= row["median_texts_per_s"] > 0
+
+
+def test_paired_timings_runs_every_chunk_through_every_runner_in_rotating_order() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from common import paired_timings
+
+    calls: list[tuple[str, tuple[str, ...]]] = []
+    runners = {name: (lambda part, name=name: calls.append((name, tuple(part)))) for name in ("a", "b", "c")}
+    result = paired_timings(runners, [f"t{i}" for i in range(5)], chunk=2, repeats=2)
+    timed = calls[3:]  # after one warm-up call each
+    assert len(timed) == 3 * 3 * 2  # 3 chunks (2, 2, 1 texts) x 3 runners x 2 repeats
+    passes = [timed[i : i + 3] for i in range(0, len(timed), 3)]
+    assert all(len({part for _, part in p}) == 1 for p in passes), "a chunk goes through every runner in a row"
+    assert [p[0][0] for p in passes[:3]] == ["a", "b", "c"], "the first runner rotates"
+    assert result["a"]["ratio_median"] == 1.0 and all(r["passes"] == 6 for r in result.values())

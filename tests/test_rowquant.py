@@ -11,6 +11,7 @@ onnx = pytest.importorskip("onnx")  # the exporter's int8 rewrite: needs the [ex
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from zsl_onnx_export._rowquant import (  # noqa: E402
+    BLOCKED_OPSET,
     WEIGHT_LEVEL,
     RowQuantWeights,
     quantize_weights,
@@ -26,7 +27,11 @@ pytestmark = pytest.mark.export
 K, N, M = 48, 40, 24
 
 
-def two_layer_graph(seed: int = 0) -> onnx.ModelProto:
+# 18: raised to opset 21, row scales feed QuantizeLinear as blocks; 17: Div, then a unit scale
+OPSETS = pytest.mark.parametrize("opset", [18, 17], ids=["blocked", "divided"])
+
+
+def two_layer_graph(seed: int = 0, opset: int = 18) -> onnx.ModelProto:
     """x -> MatMul(w1) + b1 -> Relu -> MatMul(w2) + b2, and a second MatMul(w3) reading x too."""
     rng = np.random.default_rng(seed)
     w1 = rng.normal(size=(K, N)).astype(np.float32)
@@ -49,7 +54,7 @@ def two_layer_graph(seed: int = 0) -> onnx.ModelProto:
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "tokens", K])
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("h1", "a1", "r1", "h2", "y", "z")]
     graph = helper.make_graph(nodes, "two_layer", [x], outputs, inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
 
 
 def run(model: onnx.ModelProto, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -85,9 +90,10 @@ def test_weight_matmuls_finds_dense_layers_only():
     assert weight_matmuls(two_layer_graph()) == ["mm1", "mm2", "mm3"]
 
 
+@OPSETS
 @pytest.mark.parametrize("smooth", [False, True], ids=["plain", "smoothed"])
-def test_each_rewritten_matmul_matches_the_numpy_reference_and_adds_its_bias_once(smooth):
-    model = two_layer_graph()
+def test_each_rewritten_matmul_matches_the_numpy_reference_and_adds_its_bias_once(smooth, opset):
+    model = two_layer_graph(opset=opset)
     specs = specs_for(model, smooth)
     rewritten = rowquant(model, specs)
     assert not [n for n in rewritten.graph.node if n.op_type == "MatMul"]
@@ -117,8 +123,20 @@ def test_reference_is_close_to_fp32():
     assert np.abs(approx - exact).max() < 0.05 * np.abs(exact).max()
 
 
-def test_rows_are_independent_of_their_batch_mates_bit_for_bit():
-    rewritten = rowquant(two_layer_graph(), specs_for(two_layer_graph(), smooth=True))
+def test_graphs_from_opset_18_quantize_rows_without_a_div_pass_and_older_ones_keep_their_opset():
+    for opset, raised, divides in ((18, BLOCKED_OPSET, False), (17, 17, True)):
+        rewritten = rowquant(two_layer_graph(opset=opset), specs_for(two_layer_graph(opset=opset), smooth=True))
+        assert next(op.version for op in rewritten.opset_import if op.domain == "") == raised
+        assert ("Div" in {n.op_type for n in rewritten.graph.node}) is divides
+        assert np.isfinite(run(rewritten, inputs())["y"]).all()  # onnxruntime accepts the raised graph
+    changed = two_layer_graph()
+    changed.graph.node.append(helper.make_node("GroupNormalization", ["x", "s", "b"], ["g"], num_groups=1))
+    assert next(op.version for op in rowquant(changed, specs_for(changed, smooth=False)).opset_import if op.domain == "") == 18
+
+
+@OPSETS
+def test_rows_are_independent_of_their_batch_mates_bit_for_bit(opset):
+    rewritten = rowquant(two_layer_graph(opset=opset), specs_for(two_layer_graph(opset=opset), smooth=True))
     rng = np.random.default_rng(7)
     x = inputs(rows=6, tokens=9)
     alone = [run(rewritten, x[i : i + 1])["y"][0] for i in range(len(x))]
@@ -133,8 +151,9 @@ def test_rows_are_independent_of_their_batch_mates_bit_for_bit():
     assert np.array_equal(run(rewritten, loud)["y"][0], alone[0])
 
 
-def test_weights_stay_in_the_avx2_safe_range_and_the_check_catches_others():
-    model = two_layer_graph()
+@OPSETS
+def test_weights_stay_in_the_avx2_safe_range_and_the_check_catches_others(opset):
+    model = two_layer_graph(opset=opset)
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     h = np.eye(K) + 0.1
     for spec in (quantize_weights(weights["w1"]), gptq_weights(weights["w1"], h), gptq_weights(weights["w1"], h, np.full(K, 3.0, np.float32))):
@@ -174,12 +193,13 @@ def test_smoothing_factors_balance_activation_and_weight_ranges():
     assert factors[3] == 1.0  # a channel never seen active is left alone
 
 
-def test_non_negative_activations_use_the_full_uint8_range_and_their_offset_reaches_the_bias_once():
+@OPSETS
+def test_non_negative_activations_use_the_full_uint8_range_and_their_offset_reaches_the_bias_once(opset):
     """GELU-like inputs are lifted by their floor, quantized in [0, 255] with zero point 0, and
     floor x column sums is folded into the following bias Add."""
     from dataclasses import replace
 
-    model = two_layer_graph()
+    model = two_layer_graph(opset=opset)
     del model.graph.output[:]
     model.graph.output.extend([helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

@@ -5,8 +5,14 @@ whole micro-batch (every row and every padding token), so a text's scores depend
 was batched with. Here every activation row is quantized on its own:
 
     scale = max(|x_row| * smooth) / 127                          (ReduceMax over the last axis)
-    q     = QuantizeLinear(x * smooth / scale, 1, 128)   (uint8: round half to even, saturate)
+    q     = QuantizeLinear(x * smooth, scale, 128)   (uint8: round half to even, saturate)
     y     = MatMulIntegerToFloat(q, w_q, scale, w_scale, 128) (+ the graph's own bias Add)
+
+The row scale feeds QuantizeLinear directly as a block scale (opset 21: one block of K per
+row), so the division happens inside its vectorised kernel instead of in a separate Div pass
+over the activation; the graph's opset is raised to 21 for that (from 18 or later, where only
+types were added to the ops text models use). Older graphs divide first and quantize with a
+unit scale: the same numbers, one more pass.
 
 Activations that are (nearly) never negative, like GELU outputs (>= -0.17), are lifted by
 their calibration floor instead (``offset``) and use uint8 [0, 255] with zero point 0: twice
@@ -37,6 +43,7 @@ import numpy as np
 
 __all__ = [
     "ACTIVATION_LEVEL",
+    "BLOCKED_OPSET",
     "WEIGHT_LEVEL",
     "RowQuantWeights",
     "matmul_inputs",
@@ -56,6 +63,10 @@ _INT16_MAX = 32767
 _ZERO_POINT = 128
 _TINY = np.float32(np.finfo(np.float32).tiny)  # scale floor: an all-zero row quantizes to 0, not NaN
 _INTEGER_MATMUL = "MatMulIntegerToFloat"
+BLOCKED_OPSET = 21  # QuantizeLinear's block_size: a per-row scale without a Div pass
+# Ops whose meaning changed between opsets 18 and 21 (not mere type additions): a graph holding
+# one keeps its opset and the Div path.
+_CHANGED_SINCE_18 = frozenset({"DFT", "GridSample", "GroupNormalization"})
 
 
 @dataclass(frozen=True)
@@ -140,7 +151,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     quantized: dict[tuple[str, bytes], tuple[str, str]] = {}  # (activation, smooth) -> (q, scale)
     prefix = "rowquant"
     consts = _constants(new_inits, prefix)
-    opset = next((op.version for op in out.opset_import if op.domain in ("", "ai.onnx")), 18)
+    opset = _raise_opset(out)
     for node in graph.node:
         spec = weights.get(node.name)
         if spec is None:
@@ -260,17 +271,48 @@ def _quantize_rows(
     else:
         peak = helper.make_node("ReduceMax", [magnitude], [f"{tag}/peak"], name=f"{tag}/peak", keepdims=1, axes=[-1])
     level = consts["inv_level"] if spec.offset is None else consts["inv_unsigned_level"]
-    zero_point = consts["zero_point"] if spec.offset is None else consts["unsigned_zero_point"]
     nodes.extend(
         [
             peak,
             helper.make_node("Mul", [f"{tag}/peak", level], [f"{tag}/raw_scale"], name=f"{tag}/raw_scale"),
             helper.make_node("Max", [f"{tag}/raw_scale", consts["tiny"]], [f"{tag}/scale"], name=f"{tag}/scale"),
-            helper.make_node("Div", [source, f"{tag}/scale"], [f"{tag}/unit"], name=f"{tag}/unit"),
-            helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], zero_point], [f"{tag}/q"], name=f"{tag}/q"),
         ]
     )
+    if opset >= BLOCKED_OPSET:
+        nodes.extend(_blocked_quantize(consts, source, spec, tag))
+    else:
+        zero_point = consts["zero_point"] if spec.offset is None else consts["unsigned_zero_point"]
+        nodes.append(helper.make_node("Div", [source, f"{tag}/scale"], [f"{tag}/unit"], name=f"{tag}/unit"))
+        nodes.append(helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], zero_point], [f"{tag}/q"],
+                                      name=f"{tag}/q"))
     return f"{tag}/q", f"{tag}/scale"
+
+
+def _blocked_quantize(consts: Mapping[str, str], source: str, spec: RowQuantWeights, tag: str) -> list[Any]:
+    """QuantizeLinear with the row scale [..., 1] as one block of K: no Div pass. A blocked zero
+    point must have the scale's shape (128 for signed rows); unsigned rows omit it (0, uint8)."""
+    from onnx import helper
+
+    k = int(spec.levels.shape[0])
+    if spec.offset is not None:
+        return [helper.make_node("QuantizeLinear", [source, f"{tag}/scale"], [f"{tag}/q"], name=f"{tag}/q",
+                                 axis=-1, block_size=k)]
+    return [
+        helper.make_node("Shape", [f"{tag}/scale"], [f"{tag}/rows"], name=f"{tag}/rows"),
+        helper.make_node("Expand", [consts["zero_point"], f"{tag}/rows"], [f"{tag}/zero_point"], name=f"{tag}/zero_point"),
+        helper.make_node("QuantizeLinear", [source, f"{tag}/scale", f"{tag}/zero_point"], [f"{tag}/q"], name=f"{tag}/q",
+                         axis=-1, block_size=k),
+    ]
+
+
+def _raise_opset(model: Any) -> int:
+    """Raise the default domain to :data:`BLOCKED_OPSET` where that changes no op's meaning
+    (opset 18 or later, none of the ops that changed since); returns the opset now in use."""
+    default = [op for op in model.opset_import if op.domain in ("", "ai.onnx")]
+    opset = default[0].version if default else 18
+    if default and 18 <= opset < BLOCKED_OPSET and not any(n.op_type in _CHANGED_SINCE_18 for n in model.graph.node):
+        default[0].version = opset = BLOCKED_OPSET
+    return opset
 
 
 def _ensure_ms_domain(model: Any) -> None:
@@ -326,10 +368,17 @@ def saturation_free(model: Any) -> list[str]:
 
 
 def _activation_level(q_name: str, producer: Mapping[str, Any], inits: Mapping[str, np.ndarray]) -> int:
-    """The level a per-row quantizer maps the row maximum to, or 255 if it cannot be traced."""
-    chain = [("QuantizeLinear", 0), ("Div", 1), ("Max", 0), ("Mul", 1)]
-    name = q_name
-    for op, index in chain:
+    """The level a per-row quantizer maps the row maximum to, or 255 if it cannot be traced.
+
+    Blocked: QuantizeLinear(x, scale); otherwise QuantizeLinear(Div(x, scale), 1); then
+    scale = Max(Mul(peak, 1 / level), tiny)."""
+    quantize = producer.get(q_name)
+    if quantize is None or quantize.op_type != "QuantizeLinear" or len(quantize.input) < 2:
+        return 255
+    name = quantize.input[1]
+    if name not in producer and quantize.input[0] in producer and producer[quantize.input[0]].op_type == "Div":
+        name = producer[quantize.input[0]].input[1]  # the unit-scale form
+    for op, index in (("Max", 0), ("Mul", 1)):
         node = producer.get(name)
         if node is None or node.op_type != op or len(node.input) <= index:
             return 255
