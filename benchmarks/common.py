@@ -180,7 +180,7 @@ def paired_timings(
             "best_texts_per_s": len(texts) / best,
             "ratio_median": float(median), "ratio_q1": float(q1), "ratio_q3": float(q3),
             "ratio_best": best_first / best,
-            "passes": len(passes),
+            "passes": sum(len(per_chunk) for per_chunk in times[name]),
         }
     return result
 
