@@ -26,6 +26,7 @@ The CPU model and its ISA flags are recorded with the results; speed needs a qui
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
 import tempfile
@@ -109,13 +110,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bundles = {"fp32": (args.bundle, "fp32"), "int8 (per-row, guarded)": (args.bundle, "int8"),
                    "int8 (onnxruntime dynamic, default)": (dynamic_int8_bundle(args.bundle, Path(tmp)), "int8")}
-        classifiers = {name: ZeroShotClassifier.from_pretrained(b, variant=v, threads=args.threads, verify=False)
-                       for name, (b, v) in bundles.items()}
+        def load() -> dict[str, ZeroShotClassifier]:
+            return {name: ZeroShotClassifier.from_pretrained(b, variant=v, threads=args.threads, verify=False)
+                    for name, (b, v) in bundles.items()}
+
         sizes = {name: (b / ("onnx/model.onnx" if v == "fp32" else "onnx/model_quantized.onnx")).stat().st_size
                  for name, (b, v) in bundles.items()}
-        rows = fidelity(classifiers, args.sick_limit)
+        rows = fidelity(load(), args.sick_limit)
+        gc.collect()
         texts = ag_news(args.news)[0]
-        rates = speeds(classifiers, texts, args.chunk, args.repeats)
+        rates = speeds(load(), texts, args.chunk, args.repeats)  # fresh sessions: nothing left from the fidelity runs
     for row in rows:
         row["size_mb"] = round(sizes[row["backend"]] / 1e6, 1)
         row.update(rates[row["backend"]])
