@@ -133,6 +133,8 @@ def test_scores_are_calibrated_and_recorded(st_models):
 
 
 def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
+    from zsl_onnx_export._embedding_calibration import GUARD_LABEL_SETS
+
     _, bundle = st_models("bert-mean-norm", int8=True)
     manifest = json.loads((bundle / "zsl_onnx.json").read_text())
     variants = manifest["variants"]
@@ -140,7 +142,10 @@ def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
         guard = variants["int8"]["quantization"]["guard"]
         assert variants["int8"]["fidelity"]["guard_passed"] is True
         assert variants["int8"]["fidelity"]["calibration_agreement"] >= 0.99
-        assert guard["decisions"] == 64 * 4
+        assert guard["decisions"] == 64 * len(GUARD_LABEL_SETS) == 896
+        chosen = next(row for row in guard["candidates"] if row["name"] == guard["chosen"])
+        assert chosen["expected_agreement"] >= 0.99
+        assert variants["int8"]["fidelity"]["expected_agreement"] == chosen["expected_agreement"]
         clf = ZeroShotClassifier.from_pretrained(bundle)
         assert clf.variant == "int8"
         alone = np.stack([clf.embed([text])[0] for text in TEXTS])  # per-row int8: no batch-mate effect
@@ -148,6 +153,46 @@ def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
     else:
         assert not (bundle / "onnx" / "model_quantized.onnx").exists()
     assert not list((bundle / "onnx").glob(".candidate*"))
+
+
+def test_expected_agreement_weighs_margin_shifts_against_margins():
+    from math import erfc, sqrt
+
+    from zsl_onnx_export._embedding_guard import agreement, expected_agreement
+
+    rng = np.random.default_rng(0)
+    reference = [rng.uniform(0.0, 0.5, size=(400, 4))]
+    assert expected_agreement(reference, reference) == (1.0, 0.0)
+    # every top label kept, but margins moved by about as much as many margins are wide:
+    # counted agreement says 100%, the expected agreement refuses it
+    order = np.argsort(reference[0], axis=1)
+    rows = np.arange(400)
+    margin = reference[0][rows, order[:, -1]] - reference[0][rows, order[:, -2]]
+    shifted = reference[0].copy()
+    shifted[rows, order[:, -1]] -= np.minimum(0.02, 0.99 * margin)
+    assert agreement(reference, [shifted])[0] == 1.0
+    expected, sigma = expected_agreement(reference, [shifted])
+    assert sigma == pytest.approx(np.sqrt(np.mean(np.minimum(0.02, 0.99 * margin) ** 2)), rel=1e-6)
+    assert expected == pytest.approx(1 - np.mean([0.5 * erfc(m / (sigma * sqrt(2))) for m in margin]), rel=1e-9)
+    assert expected < 0.99
+    # a shift 100 times smaller than the typical margin passes
+    small = reference[0] + rng.normal(0.0, 1e-4, size=reference[0].shape)
+    assert expected_agreement(reference, [small])[0] > 0.99
+
+
+def test_backoff_keeps_up_to_three_quarters_in_fp32():
+    from zsl_onnx_export._embedding_guard import backoff_counts
+
+    assert backoff_counts(36) == [1, 2, 4, 8, 12, 16, 20, 24]
+    assert backoff_counts(12) == [1, 2, 4, 8]
+    assert backoff_counts(1) == []
+
+
+def test_guard_label_sets_include_near_synonym_decisions():
+    from zsl_onnx_export._embedding_calibration import GUARD_LABEL_SETS, NEAR_SYNONYM_LABEL_SETS
+
+    assert set(NEAR_SYNONYM_LABEL_SETS) <= set(GUARD_LABEL_SETS) and len(NEAR_SYNONYM_LABEL_SETS) == 10
+    assert all(len(set(labels)) == len(labels) >= 2 for labels in GUARD_LABEL_SETS)
 
 
 def test_agreement_counts_top_labels_and_label_order():
@@ -163,18 +208,21 @@ def test_guard_refuses_below_threshold_and_keep_lossy_keeps_the_best(tmp_path, m
     from zsl_onnx_export import _embedding_guard, export_bundle
 
     source = build_sentence_transformer("bert", tmp_path / "source", seed=3)
-    monkeypatch.setattr(_embedding_guard, "agreement", lambda reference, candidate: (0.9, 0.95))  # a poor int8
+    # every top label kept (100% counted), but margins shifted as a poor int8 shifts them
+    monkeypatch.setattr(_embedding_guard, "agreement", lambda reference, candidate: (1.0, 0.99))
+    monkeypatch.setattr(_embedding_guard, "expected_agreement", lambda reference, candidate: (0.97, 0.01))
     strict = export_bundle(source, tmp_path / "strict")
     tried = strict.guard.to_json()["candidates"]
     assert not any(row["passed"] for row in tried)
-    assert [row["config"]["nodes_to_exclude"].__len__() for row in tried] == [0, 1, 2, 4]  # then the fp32 ladder
+    assert all(row["top1_agreement"] == 1.0 and row["expected_agreement"] == 0.97 for row in tried)
+    assert [row["config"]["nodes_to_exclude"].__len__() for row in tried] == [0, 1, 2, 4, 8]  # then the fp32 ladder
     assert "int8" not in strict.manifest["variants"]
     assert not (tmp_path / "strict" / "onnx" / "model_quantized.onnx").exists()
     assert ZeroShotClassifier.from_pretrained(tmp_path / "strict").variant == "fp32"
     lossy = export_bundle(source, tmp_path / "lossy", keep_lossy_int8=True)
     entry = lossy.manifest["variants"]["int8"]
     assert entry["fidelity"]["validated"] is False and entry["fidelity"]["guard_passed"] is False
-    assert entry["fidelity"]["calibration_agreement"] == 0.9
+    assert entry["fidelity"]["expected_agreement"] == 0.97
     assert ZeroShotClassifier.from_pretrained(tmp_path / "lossy").variant == "int8"
 
 
@@ -268,6 +316,16 @@ def test_pypi_model_exports_and_classifies_real_text(tmp_path_factory):
     assert clf("The match went to extra time.", labels)["labels"][0] == "sports"
     assert clf("Parliament passed the budget after a long debate.", labels)["labels"][0] == "politics"
     assert clf("Inflation rose and the central bank raised interest rates.", labels)["labels"][0] == "economy"
+    # the guard's near-synonym label sets make close decisions, where int8 noise can flip them
+    from zsl_onnx_export._embedding_calibration import EASY_LABEL_SETS, NEAR_SYNONYM_LABEL_SETS, builtin_labelled
+
+    texts = [item.text for item in builtin_labelled()]
+
+    def median_margin(label_sets):
+        top = [np.sort(clf.similarities(texts, list(labels)), axis=1)[:, -2:] for labels in label_sets]
+        return float(np.median(np.concatenate([t[:, 1] - t[:, 0] for t in top])))
+
+    assert median_margin(NEAR_SYNONYM_LABEL_SETS) < 0.8 * median_margin(EASY_LABEL_SETS)
 
 
 # zsl-classify with an embedding bundle: same command, same output shape, resume, thresholds.
@@ -323,6 +381,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
     import subprocess
     import sys
+
+    from zsl_onnx_export._embedding_calibration import GUARD_LABEL_SETS
 
     _, bundle = st_models("bert-mean-norm", int8=True)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_embedding.py"

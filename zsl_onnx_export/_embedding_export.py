@@ -152,7 +152,7 @@ def quantize_embedding_int8(job: ExportJob) -> None:
     state: EmbeddingState = job.embedding
     texts = [item.text for item in builtin_labelled()]
     job.stage("quantize", f"int8 ranking guard, {len(texts)} texts x {len(GUARD_LABEL_SETS)} label sets, "
-              f"min agreement {options.min_agreement:.1%}")
+              f"min expected agreement {options.min_agreement:.1%}")
     guard = guard_int8(
         job.staging, job.path(FP32_FILE), job.path(INT8_FILE), texts=texts,
         statistics_texts=list(VALIDATION_TEXTS), label_sets=GUARD_LABEL_SETS,
@@ -166,6 +166,8 @@ def quantize_embedding_int8(job: ExportJob) -> None:
     entry = _variant_entry(job.staging, INT8_FILE, {
         "reference": "onnx-fp32", "validated": not guard.kept_lossy,
         "calibration_agreement": guard.chosen["top1_agreement"],
+        "expected_agreement": guard.chosen["expected_agreement"],
+        "margin_shift_rms": guard.chosen["margin_shift_rms"],
         "label_order_agreement": guard.chosen["label_order_agreement"],
         "min_agreement": options.min_agreement, "guard_passed": guard.chosen["passed"],
     })

@@ -3,13 +3,23 @@
 Candidates are the exporter's per-row int8 (``_quantize``: one activation scale per token row,
 so a text's vector does not depend on its batch mates), with activation statistics from one
 set of texts. Each candidate is scored through the runtime's own embedding path on other,
-held-out texts against several label sets; it passes when its top label agrees with fp32's on
-at least ``min_agreement`` of the (text, label set) decisions. The full label order is
-reported too (share of label pairs ordered as fp32 orders them).
+held-out texts against several label sets, most of them near-synonym sets whose decisions are
+close (see ``_embedding_calibration``): 64 texts x 14 sets = 896 decisions.
+
+Counting the decisions whose top label flips is a noisy test: a few decisions that fp32 itself
+nearly ties flip or not by chance, whatever the candidate's quality. So the guard measures how
+far int8 moves each decision's margin (fp32's top label minus its runner-up), takes the root
+mean square ``sigma`` of that shift over all decisions, and passes a candidate when the
+agreement this noise gives on the guard's own margins, mean of 1 - Phi(-margin / sigma), is at
+least ``min_agreement``. The guard's margins are closer than those of real corpora (on
+all-MiniLM-L6-v2 the same sigma predicts a higher agreement on AG News and SST-2 than on the
+guard's decisions), which is the guard's safety margin. The counted top-1 agreement and the
+full label order (share of label pairs ordered as fp32 orders them) are reported too.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +76,33 @@ def agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) 
     return float(top1.mean()), float(np.concatenate(pairs).mean())
 
 
+def expected_agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(expected top-1 agreement, sigma): sigma is the root mean square shift, candidate minus
+    reference, of each decision's margin between the reference's top label and its runner-up;
+    the expected agreement is the mean over decisions of P(a shift N(0, sigma) does not undo the
+    margin) = 1 - Phi(-margin / sigma)."""
+    margins, shifts = [], []
+    for r, c in zip(reference, candidate):
+        order = np.argsort(r, axis=1, kind="stable")
+        rows, top, second = np.arange(len(r)), order[:, -1], order[:, -2]
+        margin = r[rows, top] - r[rows, second]
+        margins.append(margin)
+        shifts.append(c[rows, top] - c[rows, second] - margin)
+    margin, shift = np.concatenate(margins).astype(np.float64), np.concatenate(shifts).astype(np.float64)
+    sigma = float(np.sqrt(np.mean(shift**2))) if shift.size else 0.0
+    if sigma == 0.0:
+        return 1.0, 0.0
+    flips = [0.5 * math.erfc(m / (sigma * math.sqrt(2.0))) for m in margin]  # Phi(-m / sigma)
+    return 1.0 - float(np.mean(flips)), sigma
+
+
+def backoff_counts(nodes: int) -> list[int]:
+    """How many MatMuls the back-off keeps in fp32, in the order tried: 1, 2, 4, then steps of 4
+    up to three quarters of them (36 MatMuls: 1, 2, 4, 8, 12, ..., 24)."""
+    limit = 3 * nodes // 4
+    return [c for c in (1, 2, 4) if c <= limit] + list(range(8, limit + 1, 4))
+
+
 def guard_int8(
     bundle_dir: Path,
     source: Path,
@@ -84,8 +121,9 @@ def guard_int8(
     """Per-row int8 candidates of ``source`` (see ``_quantize``), their activation statistics
     from ``statistics_texts`` and the label hypotheses; each is judged on ``texts`` (held out
     from the statistics). If no candidate passes, the first is retried with the MatMuls that
-    move the vectors most kept in fp32 (1, 2, 4, ... up to half). The first that passes is
-    left at ``target`` (with ``keep_lossy``, the most faithful one when none passes)."""
+    move the vectors most kept in fp32 (``backoff_counts``). The first whose expected agreement
+    reaches ``min_agreement`` is left at ``target`` (with ``keep_lossy``, the most faithful one
+    when none passes)."""
     import onnx
 
     say = progress or (lambda message: None)
@@ -105,12 +143,16 @@ def guard_int8(
             raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
         _remove(target)
         save_model(candidate, target, external_data=external_data)
-        top1, order = agreement(reference, label_cosines(bundle_dir, target, texts, label_sets, template))
+        cosines = label_cosines(bundle_dir, target, texts, label_sets, template)
+        top1, order = agreement(reference, cosines)
+        expected, sigma = expected_agreement(reference, cosines)
         row = {"name": config.name, "config": config.to_json(), "top1_agreement": round(top1, 6),
-               "label_order_agreement": round(order, 6), "passed": top1 >= min_agreement}
+               "expected_agreement": round(expected, 6), "margin_shift_rms": round(sigma, 6),
+               "label_order_agreement": round(order, 6), "passed": expected >= min_agreement}
         report.tried.append(row)
         built.append(candidate)
-        say(f"      int8 {config.name!r}: top-1 agreement {top1:.2%}, label order {order:.2%}")
+        say(f"      int8 {config.name!r}: expected agreement {expected:.2%} (margin shift rms {sigma:.4f}), "
+            f"counted top-1 {top1:.2%}, label order {order:.2%}")
         report.chosen = row if row["passed"] else None
         return bool(row["passed"])
 
@@ -118,7 +160,7 @@ def guard_int8(
         return report
     if candidates:
         ranked = _rank_nodes(bundle_dir, source, target, quantizer, candidates[0], statistics_texts, external_data)
-        for count in (2**i for i in range(len(ranked).bit_length()) if 2**i <= len(ranked) // 2):
+        for count in backoff_counts(len(ranked)):
             if attempt(candidates[0].excluding(ranked[:count])):
                 return report
     _remove(target)
@@ -128,8 +170,8 @@ def guard_int8(
 
 
 def _keep_most_faithful(report: EmbeddingGuardReport, built: list[Any], target: Path, external_data: bool) -> None:
-    """Save the candidate with the best top-1 agreement at ``target`` although none passed."""
-    best = max(range(len(report.tried)), key=lambda i: report.tried[i]["top1_agreement"])
+    """Save the candidate with the best expected agreement at ``target`` although none passed."""
+    best = max(range(len(report.tried)), key=lambda i: report.tried[i]["expected_agreement"])
     save_model(built[best], target, external_data=external_data)
     report.chosen, report.kept_lossy = report.tried[best], True
 
