@@ -6,6 +6,8 @@ Usage:
     python benchmarks/bench_embedding.py accuracy --bundle bundles/all-minilm-l6-v2 --nli-bundle bundles/minilm
     # texts/s at 2, 5, 10, 20, 50 labels, embedding bundle vs the NLI bundle's int8 (quiet machine!)
     python benchmarks/bench_embedding.py speed --bundle bundles/all-minilm-l6-v2 --nli-bundle bundles/minilm
+    # embed() texts/s of the bundle's int8 against its fp32, paired passes (quiet machine!)
+    python benchmarks/bench_embedding.py variants --bundle bundles/all-minilm-l6-v2 --texts 200
 
 Accuracy runs every text of each set through ``ZeroShotClassifier.scores`` with the stated label
 words and template (the same for both kinds of model). Agreement is top-1 agreement of the
@@ -27,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, ag_news, environment, macro_f1, sst2_dev, write_results
+from common import RESULTS, ag_news, environment, macro_f1, paired_timings, sst2_dev, write_results
 from zsl_onnx import BundleError, ZeroShotClassifier
 
 # Label words and template for AG News (classes 1-4: World, Sports, Business, Sci/Tech). Chosen
@@ -148,9 +150,26 @@ def speed(args: argparse.Namespace) -> None:
     write_results("embedding_speed", {"rows": rows, "environment": environment(args.threads)}, "\n".join(lines), args.results_dir)
 
 
+def variants(args: argparse.Namespace) -> None:
+    """``embed()`` texts/s of the bundle's fp32 and int8 in paired, interleaved passes."""
+    texts = ag_news(args.texts)[0]
+    classifiers = {v: ZeroShotClassifier.from_pretrained(args.bundle, variant=v, threads=args.threads)
+                   for v in ("fp32", "int8")}
+    rates = paired_timings({v: (lambda part, clf=clf: clf.embed(part)) for v, clf in classifiers.items()},
+                           texts, chunk=50, repeats=args.rounds)
+    r = rates["int8"]
+    markdown = (f"embed() on {len(texts)} AG News texts, passes of 50, each {args.rounds} times per variant, "
+                f"{args.threads} threads\n\n| variant | texts/s (median / best) | vs fp32: median [quartiles] |\n"
+                f"|---|---|---|\n| fp32 | {rates['fp32']['median_texts_per_s']:.1f} / {rates['fp32']['best_texts_per_s']:.1f} "
+                f"| 1.00x |\n| int8 | {r['median_texts_per_s']:.1f} / {r['best_texts_per_s']:.1f} "
+                f"| {r['ratio_median']:.2f}x [{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}] |")
+    write_results("embedding_variants", {"bundle": str(args.bundle), "rates": rates,
+                                         "environment": environment(args.threads)}, markdown, args.results_dir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["accuracy", "speed"])
+    parser.add_argument("mode", choices=["accuracy", "speed", "variants"])
     parser.add_argument("--bundle", type=Path, required=True, help="embedding bundle (zsl-export package:all_minilm_l6_v2)")
     parser.add_argument("--nli-bundle", type=Path, help="NLI bundle to compare with (the exported fixture)")
     parser.add_argument("--threads", type=int, default=2)
@@ -166,10 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "speed" and args.nli_bundle is None:
         parser.error("speed needs --nli-bundle")
-    if args.mode == "accuracy":
-        accuracy(args)
-    else:
-        speed(args)
+    {"accuracy": accuracy, "speed": speed, "variants": variants}[args.mode](args)
 
 
 if __name__ == "__main__":

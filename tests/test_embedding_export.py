@@ -141,7 +141,7 @@ def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
     if "int8" in variants:
         guard = variants["int8"]["quantization"]["guard"]
         assert variants["int8"]["fidelity"]["guard_passed"] is True
-        assert variants["int8"]["fidelity"]["calibration_agreement"] >= 0.99
+        assert 0.0 <= variants["int8"]["fidelity"]["calibration_agreement"] <= 1.0  # counted, reported only
         assert guard["decisions"] == 64 * len(GUARD_LABEL_SETS) == 896
         chosen = next(row for row in guard["candidates"] if row["name"] == guard["chosen"])
         assert chosen["expected_agreement"] >= 0.99
@@ -387,7 +387,8 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
     _, bundle = st_models("bert-mean-norm", int8=True)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_embedding.py"
     for args in (["accuracy", "--limit", "6", "--nli-bundle", bert_bundle],
-                 ["speed", "--nli-bundle", bert_bundle, "--texts", "3", "--labels", "2,5", "--rounds", "1"]):
+                 ["speed", "--nli-bundle", bert_bundle, "--texts", "3", "--labels", "2,5", "--rounds", "1"],
+                 ["variants", "--texts", "4", "--rounds", "1"]):
         done = subprocess.run([sys.executable, str(script), *map(str, args), "--bundle", str(bundle), "--threads", "1",
                                "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -398,3 +399,5 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
     speed = json.loads((tmp_path / "embedding_speed.json").read_text())
     assert {(r["model"], r["labels"]) for r in speed["rows"]} == {(m, n) for m in ("embedding", "nli") for n in (2, 5)}
     assert speed["environment"]["cpu"]
+    rates = json.loads((tmp_path / "embedding_variants.json").read_text())["rates"]
+    assert set(rates) == {"fp32", "int8"} and all(r["passes"] == 1 and r["best_texts_per_s"] > 0 for r in rates.values())

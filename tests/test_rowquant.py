@@ -132,6 +132,11 @@ def test_graphs_from_opset_18_quantize_rows_without_a_div_pass_and_older_ones_ke
     changed = two_layer_graph()
     changed.graph.node.append(helper.make_node("GroupNormalization", ["x", "s", "b"], ["g"], num_groups=1))
     assert next(op.version for op in rowquant(changed, specs_for(changed, smooth=False)).opset_import if op.domain == "") == 18
+    nested = two_layer_graph()  # the same op inside an If body counts too
+    body = helper.make_graph([helper.make_node("GroupNormalization", ["x", "s", "b"], ["g"], num_groups=1)], "body", [],
+                             [helper.make_tensor_value_info("g", TensorProto.FLOAT, None)])
+    nested.graph.node.append(helper.make_node("If", ["cond"], ["g_out"], then_branch=body, else_branch=body))
+    assert next(op.version for op in rowquant(nested, specs_for(nested, smooth=False)).opset_import if op.domain == "") == 18
 
 
 @OPSETS

@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     guard = parser.add_argument_group("int8 accuracy guard")
     guard.add_argument(
         "--min-agreement", type=_fraction, default=0.99,
-        help="top-1 agreement with fp32 an int8 candidate needs on held-out calibration pairs (default: 0.99)",
+        help="agreement with fp32 an int8 candidate needs: top-1 on held-out calibration pairs (NLI), or the "
+        "agreement expected from its margin shifts on the guard's decisions (embeddings) (default: 0.99)",
     )
     guard.add_argument(
         "--calibration-file",

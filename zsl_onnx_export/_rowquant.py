@@ -151,7 +151,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     quantized: dict[tuple[str, bytes], tuple[str, str]] = {}  # (activation, smooth) -> (q, scale)
     prefix = "rowquant"
     consts = _constants(new_inits, prefix)
-    opset = _raise_opset(out)
+    opset = _raise_opset(out) if weights else next((op.version for op in out.opset_import if op.domain in ("", "ai.onnx")), 18)
     for node in graph.node:
         spec = weights.get(node.name)
         if spec is None:
@@ -307,12 +307,23 @@ def _blocked_quantize(consts: Mapping[str, str], source: str, spec: RowQuantWeig
 
 def _raise_opset(model: Any) -> int:
     """Raise the default domain to :data:`BLOCKED_OPSET` where that changes no op's meaning
-    (opset 18 or later, none of the ops that changed since); returns the opset now in use."""
+    (opset 18 or later, none of the ops that changed since, in any subgraph or local function);
+    returns the opset now in use."""
     default = [op for op in model.opset_import if op.domain in ("", "ai.onnx")]
     opset = default[0].version if default else 18
-    if default and 18 <= opset < BLOCKED_OPSET and not any(n.op_type in _CHANGED_SINCE_18 for n in model.graph.node):
+    graphs = [model.graph, *model.functions]
+    if default and 18 <= opset < BLOCKED_OPSET and not any(n.op_type in _CHANGED_SINCE_18 for g in graphs for n in _all_nodes(g)):
         default[0].version = opset = BLOCKED_OPSET
     return opset
+
+
+def _all_nodes(graph: Any) -> Iterable[Any]:
+    """Every node of a graph or function, including those of If/Loop/Scan bodies."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            for sub in _subgraphs(attr):
+                yield from _all_nodes(sub)
 
 
 def _ensure_ms_domain(model: Any) -> None:
@@ -345,8 +356,9 @@ def saturation_free(model: Any) -> list[str]:
     without VNNI (an empty list means the graph is portable).
 
     The largest uint8 activation is read from the graph itself: the zero point plus the level
-    its per-row quantizer divides by (QuantizeLinear <- Div <- Max <- Mul(peak, 1 / level));
-    an activation quantized any other way is assumed to reach 255.
+    its per-row quantizer maps the row maximum to (the scale is Max(Mul(peak, 1 / level), tiny),
+    fed to QuantizeLinear directly or through a Div); an activation quantized any other way is
+    assumed to reach 255.
     """
     from onnx import numpy_helper
 
