@@ -399,5 +399,14 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
     speed = json.loads((tmp_path / "embedding_speed.json").read_text())
     assert {(r["model"], r["labels"]) for r in speed["rows"]} == {(m, n) for m in ("embedding", "nli") for n in (2, 5)}
     assert speed["environment"]["cpu"]
+    study = Path(__file__).resolve().parents[1] / "benchmarks" / "embedding_guard_study.py"
+    done = subprocess.run([sys.executable, str(study), "--bundle", str(bundle), "--limit", "6", "--threads", "1",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((bundle / "zsl_onnx.json").read_text())
+    tried = manifest["variants"]["int8"]["quantization"]["guard"]["candidates"]
+    rows = json.loads((tmp_path / "embedding_guard_study.json").read_text())["rows"]
+    assert [r["fp32_matmuls"] for r in rows] == [len(t["config"]["nodes_to_exclude"]) for t in tried]
+    assert all(0.0 <= r["AG News agreement"] <= 1.0 and r["SST-2 shift_rms"] >= 0.0 for r in rows)
     rates = json.loads((tmp_path / "embedding_variants.json").read_text())["rates"]
     assert set(rates) == {"fp32", "int8"} and all(r["passes"] == 1 and r["best_texts_per_s"] > 0 for r in rates.values())

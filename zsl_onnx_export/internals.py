@@ -5,6 +5,10 @@ here only, never from the private ``zsl_onnx_export._*`` modules, so those stay 
 """
 
 from ._calibration import CalibrationSet, builtin_calibration
+from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled
+from ._embedding_export import VALIDATION_TEXTS
+from ._embedding_guard import _statistics as embedding_statistics
+from ._embedding_guard import expected_agreement
 from ._fp32 import export_onnx
 from ._guard import PairRunner
 from ._head_token import rewrite_file
@@ -15,6 +19,11 @@ from ._rowquant import matmul_inputs, quantize_weights, rowquant, saturation_fre
 from ._source import load_sequence_classifier
 
 __all__ = [
+    "GUARD_LABEL_SETS",
+    "VALIDATION_TEXTS",
+    "builtin_labelled",
+    "embedding_statistics",
+    "expected_agreement",
     "BASE_CANDIDATES",
     "ActivationStats",
     "RowQuantizer",
