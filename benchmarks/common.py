@@ -170,16 +170,15 @@ def paired_timings(
                 times[name][index].append(took[name])
             for name in names:
                 ratios[name].append(took[names[0]] / took[name])
+    best = {name: sum(min(per_chunk) for per_chunk in times[name]) for name in names}
     result = {}
     for name in names:
         q1, median, q3 = np.quantile(ratios[name], [0.25, 0.5, 0.75])
-        best = sum(min(per_chunk) for per_chunk in times[name])
-        best_first = sum(min(per_chunk) for per_chunk in times[names[0]])
         result[name] = {
             "median_texts_per_s": len(texts) / sum(statistics.median(per_chunk) for per_chunk in times[name]),
-            "best_texts_per_s": len(texts) / best,
+            "best_texts_per_s": len(texts) / best[name],
             "ratio_median": float(median), "ratio_q1": float(q1), "ratio_q3": float(q3),
-            "ratio_best": best_first / best,
+            "ratio_best": best[names[0]] / best[name],
             "passes": sum(len(per_chunk) for per_chunk in times[name]),
         }
     return result

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from bench_embedding import AG_LABELS, AG_TEMPLATE, SST2_LABELS, SST2_TEMPLATE
 from common import RESULTS, ag_news, environment, sst2_dev, write_results
@@ -66,8 +67,6 @@ def main() -> None:
         bundle = Path(tmp) / "bundle"
         shutil.copytree(args.bundle, bundle, ignore=shutil.ignore_patterns("model_quantized.onnx*", "model_fp16.onnx*"))
         fp32 = bundle / manifest["variants"]["fp32"]["file"]
-        import onnx
-
         model = onnx.load(str(fp32))
         stats = embedding_statistics(bundle, fp32, model, list(VALIDATION_TEXTS), GUARD_LABEL_SETS, template, False)
         quantizer = RowQuantizer(model, stats)

@@ -144,6 +144,8 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     missing = sorted(set(weights) - set(by_name))
     if missing:
         raise ValueError(f"no MatMul named {missing[:3]} in the graph")
+    if not weights:  # nothing to rewrite: the graph as it was, opset included
+        return out
     _ensure_ms_domain(out)
 
     new_nodes: list[Any] = []
@@ -151,7 +153,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     quantized: dict[tuple[str, bytes], tuple[str, str]] = {}  # (activation, smooth) -> (q, scale)
     prefix = "rowquant"
     consts = _constants(new_inits, prefix)
-    opset = _raise_opset(out) if weights else next((op.version for op in out.opset_import if op.domain in ("", "ai.onnx")), 18)
+    opset = _raise_opset(out)
     for node in graph.node:
         spec = weights.get(node.name)
         if spec is None:
