@@ -99,6 +99,21 @@ def test_bench_int8_compares_fidelity_and_paired_speed(tiny_bert: TinyModel, tmp
         assert row["median_texts_per_s"] > 0 and row["ratio_median"] > 0
 
 
+def test_kernel_portability_dumps_logits_and_compares_two_machines(tiny_bert: TinyModel, tmp_path: Path) -> None:
+    """Two dumps on one machine compare as identical; the table names what each process saw."""
+    for name, extra in (("a.npz", ["--fp32"]), ("b.npz", [])):
+        run_script("kernel_portability.py", "dump", "--bundle", tiny_bert.bundle, "--sick-limit", 6, "--threads", 1,
+                   "-o", tmp_path / name, *extra)
+    run_script("kernel_portability.py", "compare", tmp_path / "a.npz", tmp_path / "b.npz", "--results-dir", tmp_path)
+    data = json.loads((tmp_path / "kernel_portability.json").read_text())
+    rows = {r["backend"]: r for r in data["rows"]}
+    assert set(rows) == {"int8 per-row", "int8 quantize_dynamic"}
+    for row in rows.values():
+        assert row["top1_same_on_both"] == 1.0 and row["max_abs_logit_diff"] == 0.0
+        assert row["agreement_with_fp32_reference"] == row["agreement_with_fp32_other"]
+    assert data["reference"]["isa_seen"] == data["other"]["isa_seen"] and data["reference"]["pairs"] > 6
+
+
 def test_paired_timings_runs_every_chunk_through_every_runner_in_rotating_order() -> None:
     sys.path.insert(0, str(BENCHMARKS))
     from common import paired_timings

@@ -1,7 +1,7 @@
 """The int8 accuracy guard: try per-row int8 candidates, keep the first that agrees with fp32.
 
 Every candidate is per-row int8 (``_rowquant``): batch-independent, and with 7-bit-safe
-weights, so any accepted graph gives the same integers on AVX2, AVX512-VNNI and AMX CPUs
+weights, so any accepted graph has exact integer products on AVX2, AVX512-VNNI and AMX CPUs
 (:func:`_rowquant.saturation_free` is checked before a candidate is scored). Order: the base
 candidates (every weight MatMul in int8); if none passes, each MatMul is quantized alone and
 ranked by how far it moves the logits on the ranking pairs, and the first base is retried with

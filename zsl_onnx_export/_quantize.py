@@ -52,7 +52,7 @@ class QuantConfig:
 
 # Tried in this order before any MatMul is kept in fp32. Every candidate is per-row int8 with
 # 7-bit-safe weights (see _rowquant), so any candidate the guard accepts is batch-independent
-# and gives the same integers on AVX2, AVX512-VNNI and AMX CPUs.
+# and has exact integer products on AVX2, AVX512-VNNI and AMX CPUs.
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (QuantConfig("per-row int8, smoothed, GPTQ"),)
 # For callers without activation statistics of their graph: round to nearest, no smoothing.
 PLAIN_CANDIDATES: tuple[QuantConfig, ...] = (

@@ -25,9 +25,9 @@ outlier channels' range from activations into weights.
 
 Weights are symmetric per output column with levels in [-64, 64] (``WEIGHT_LEVEL``): on CPUs
 without VNNI, onnxruntime's u8 x s8 kernel adds pairs of products in int16 with saturation
-(vpmaddubsw), and 2 x 255 x 64 = 32,640 fits int16 whatever the uint8 activation, so the same
-file gives the same integers on AVX2, AVX512-VNNI and AMX machines. :func:`saturation_free`
-checks a graph for that.
+(vpmaddubsw), and 2 x 255 x 64 = 32,640 fits int16 whatever the uint8 activation, so the integer
+products are exact on AVX2, AVX512-VNNI and AMX machines alike (the fp32 ops around them may
+still round differently per instruction set). :func:`saturation_free` checks a graph for that.
 
 The bias stays the graph's own ``Add`` after the MatMul: MatMulIntegerToFloat's fused bias
 input would be scaled by the per-row activation scale as well.
