@@ -112,6 +112,17 @@ def cpu_info() -> tuple[str, list[str]]:
     return model, [flag for flag in ISA_FLAGS if flag in flags]
 
 
+def isa_mask() -> str | None:
+    """"avx2" when this process runs under ``avx2_kernels.py`` (onnxruntime sees no AVX512, VNNI
+    or AMX), else None."""
+    import ctypes
+
+    try:
+        return ctypes.cast(ctypes.CDLL(None).zsl_cpuid_mask, ctypes.c_char_p).value.decode()
+    except (AttributeError, OSError):
+        return None
+
+
 def environment(threads: int) -> dict[str, Any]:
     versions = {}
     for name in ("zsl-onnx", "onnxruntime", "tokenizers", "torch", "transformers", "optimum-onnx"):
@@ -125,6 +136,7 @@ def environment(threads: int) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu,
         "isa": isa,
+        "onnxruntime_isa_mask": isa_mask(),
         "cores": os.cpu_count(),
         "threads": threads,
         "versions": versions,
@@ -134,7 +146,11 @@ def environment(threads: int) -> dict[str, Any]:
 def machine_line(env: dict[str, Any]) -> str:
     """One line naming the machine, for the foot of every results table."""
     isa = ", ".join(env.get("isa") or []) or "none of " + ", ".join(ISA_FLAGS)
-    return f"Machine: {env['cpu']} ({isa}), {env['cores']} cores, {env['threads']} threads, Python {env['python']}."
+    line = f"Machine: {env['cpu']} ({isa}), {env['cores']} cores, {env['threads']} threads, Python {env['python']}."
+    if env.get("onnxruntime_isa_mask"):
+        line += (f" onnxruntime ran its {env['onnxruntime_isa_mask'].upper()} kernels: CPUID masked by "
+                 "benchmarks/avx2_kernels.py (no AVX512, VNNI or AMX).")
+    return line
 
 
 def paired_timings(
