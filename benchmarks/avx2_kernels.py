@@ -8,15 +8,18 @@ or AMX (``cpuid_mask.c`` answers them), then runs a command with that copy first
     python benchmarks/avx2_kernels.py prepare build/avx2-ort
     python benchmarks/avx2_kernels.py run build/avx2-ort -- python benchmarks/bench_int8.py --bundle bundles/minilm
 
-Every kernel then is the one an AVX2 + FMA machine runs (u8 x s8 through ``vpmaddubsw``, fp32
-through the AVX2 SGEMM). The core is still this machine's, so the numbers are "AVX2 code on
-this CPU", not a measurement of an older CPU. ``benchmarks/common.environment`` records the
-mask next to the CPU. Needs Linux x86-64, a C compiler and objdump (binutils).
+Every onnxruntime kernel then is the one an AVX2 + FMA machine runs (u8 x s8 through
+``vpmaddubsw``, fp32 through the AVX2 SGEMM); glibc, numpy and Python still dispatch on the real
+CPU. The core is still this machine's, so the numbers are "AVX2 code on this CPU", not a
+measurement of an older CPU. ``benchmarks/common.environment`` records the mask next to the CPU
+(only when the mask answered onnxruntime's CPUID). Needs Linux x86-64, a C compiler and objdump
+(binutils).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -28,57 +31,73 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 # instruction -> (its bytes, the bytes it becomes: int3 then a same-length no-op the handler reads)
 PATCHES = {"cpuid": (b"\x0f\xa2", b"\xcc\x90"), "xgetbv": (b"\x0f\x01\xd0", b"\xcc\x66\x90")}
+MARKER = "avx2-kernels.json"  # written last by prepare: a directory without it is not ours / not done
 
 
-def text_offset(library: Path) -> int:
-    """File offset minus address of the .text section (0 for the usual layout)."""
+def section_offsets(library: Path) -> dict[str, int]:
+    """File offset minus address, per section (objdump -h)."""
     out = subprocess.run(["objdump", "-h", str(library)], capture_output=True, text=True, check=True).stdout
+    offsets = {}
     for line in out.splitlines():
         fields = line.split()
-        if len(fields) >= 6 and fields[1] == ".text":
-            return int(fields[5], 16) - int(fields[3], 16)
-    raise SystemExit(f"no .text section in {library}")
+        if len(fields) >= 6 and fields[0].isdigit():
+            offsets[fields[1]] = int(fields[5], 16) - int(fields[3], 16)
+    return offsets
 
 
-def instruction_sites(library: Path) -> list[tuple[int, str]]:
-    """(address, mnemonic) of every cpuid and xgetbv instruction in ``library``."""
+def instruction_sites(library: Path) -> list[tuple[str, int, str]]:
+    """(section, address, mnemonic) of every cpuid and xgetbv instruction objdump decodes."""
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True, text=True, check=True)
-    pattern = re.compile(r"^\s*([0-9a-f]+):\s+(cpuid|xgetbv)\s*$")
-    return [(int(m.group(1), 16), m.group(2)) for m in map(pattern.match, out.stdout.splitlines()) if m]
+    section, sites = "", []
+    for line in out.stdout.splitlines():
+        if line.startswith("Disassembly of section "):
+            section = line.removeprefix("Disassembly of section ").rstrip(":")
+        elif match := re.match(r"^\s*([0-9a-f]+):\s+(cpuid|xgetbv)\s*$", line):
+            sites.append((section, int(match.group(1), 16), match.group(2)))
+    return sites
 
 
 def patch(library: Path) -> int:
-    """Rewrite ``library`` in place; returns the number of instructions patched."""
+    """Rewrite ``library`` in place (every site checked first); returns the number patched."""
     data = bytearray(library.read_bytes())
-    shift = text_offset(library)
+    offsets = section_offsets(library)
     sites = instruction_sites(library)
-    for address, mnemonic in sites:
+    for section, address, mnemonic in sites:
         original, replacement = PATCHES[mnemonic]
-        at = address + shift
+        at = address + offsets[section]
         if bytes(data[at : at + len(original)]) != original:
-            raise SystemExit(f"unexpected bytes at {at:#x} ({mnemonic}) in {library}")
+            raise SystemExit(f"unexpected bytes at {at:#x} ({mnemonic} in {section}) of {library}")
         data[at : at + len(original)] = replacement
     library.write_bytes(bytes(data))
     return len(sites)
 
 
 def prepare(target: Path) -> None:
+    """Copy the installed onnxruntime into ``target``, patch its libraries, build the mask."""
     spec = find_spec("onnxruntime")
     if spec is None or spec.origin is None:
         raise SystemExit("onnxruntime is not installed")
-    source = Path(spec.origin).parent
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target / "onnxruntime")
-    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", str(target / "cpuid_mask.so"),
-                    str(HERE / "cpuid_mask.c")], check=True)
+    if target.exists() and any(target.iterdir()) and not (target / MARKER).exists():
+        raise SystemExit(f"{target} exists and was not made by this script; name an empty or new directory")
+    (target / MARKER).unlink(missing_ok=True)
+    (target / "cpuid_mask.so").unlink(missing_ok=True)
+    shutil.rmtree(target / "onnxruntime", ignore_errors=True)
+    shutil.copytree(Path(spec.origin).parent, target / "onnxruntime")
+    counts = {}
     for library in sorted((target / "onnxruntime" / "capi").glob("*.so*")):
         if library.is_file() and not library.is_symlink():
-            print(f"{library.name}: {patch(library)} cpuid/xgetbv instructions now answered by cpuid_mask.so")
+            counts[library.name] = patch(library)
+            print(f"{library.name}: {counts[library.name]} cpuid/xgetbv instructions now answered by cpuid_mask.so")
+    if not any(n for name, n in counts.items() if name.startswith("onnxruntime_pybind11_state")):
+        raise SystemExit("no cpuid in onnxruntime's Python library: this onnxruntime cannot be masked this way")
+    subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", str(target / "cpuid_mask.so"),
+                    str(HERE / "cpuid_mask.c")], check=True)
+    (target / MARKER).write_text(json.dumps({"patched": counts}, indent=2) + "\n", encoding="utf-8")
 
 
 def run(target: Path, command: list[str]) -> int:
-    if not (target / "cpuid_mask.so").exists():
+    """Run ``command`` with the patched onnxruntime first on the path and the mask preloaded."""
+    if not (target / MARKER).exists():
         raise SystemExit(f"{target} is not prepared; run: python {Path(__file__).name} prepare {target}")
     env = dict(os.environ)
     env["LD_PRELOAD"] = " ".join(filter(None, [str(target.resolve() / "cpuid_mask.so"), env.get("LD_PRELOAD")]))

@@ -113,14 +113,20 @@ def cpu_info() -> tuple[str, list[str]]:
 
 
 def isa_mask() -> str | None:
-    """"avx2" when this process runs under ``avx2_kernels.py`` (onnxruntime sees no AVX512, VNNI
-    or AMX), else None."""
+    """"avx2" when onnxruntime in this process runs under ``avx2_kernels.py`` (it sees no AVX512,
+    VNNI or AMX), else None. The mask must be preloaded *and* have answered onnxruntime's CPUID:
+    a preloaded mask with the real onnxruntime imported counts as no mask."""
     import ctypes
 
+    import onnxruntime  # noqa: F401  (its CPUID runs when it loads)
+
     try:
-        return ctypes.cast(ctypes.CDLL(None).zsl_cpuid_mask, ctypes.c_char_p).value.decode()
-    except (AttributeError, OSError):
+        process = ctypes.CDLL(None)
+        name = ctypes.cast(process.zsl_cpuid_mask, ctypes.c_char_p).value
+        traps = ctypes.c_ulong.in_dll(process, "zsl_cpuid_mask_traps").value
+    except (AttributeError, OSError, ValueError):
         return None
+    return name.decode() if name and traps > 0 else None
 
 
 def environment(threads: int) -> dict[str, Any]:

@@ -9,7 +9,7 @@ max``, whose emulated CPU has AVX2 and FMA but no AVX512, so onnxruntime takes i
 and compare.
 
 Usage:
-    python benchmarks/kernel_portability.py dump --bundle bundles/minilm -o native.npz
+    python benchmarks/kernel_portability.py dump --bundle bundles/minilm --fp32 -o native.npz
     qemu-x86_64 -cpu max $(which python) benchmarks/kernel_portability.py dump --bundle bundles/minilm -o avx2.npz
     python benchmarks/kernel_portability.py compare native.npz avx2.npz --note "under qemu-x86_64 -cpu max"
 
@@ -61,6 +61,7 @@ def pairs(sick_limit: int) -> tuple[list[str], list[str]]:
 
 
 def dump(args: argparse.Namespace) -> None:
+    """Logits of each backend on the same pairs, with the ISA this process sees, to one .npz."""
     premises, hypotheses = pairs(args.sick_limit)
     logits: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,31 +84,47 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return json.loads(str(data["meta"])), {name: data[f"l{i}"] for i, name in enumerate(names)}
 
 
+def isa_text(meta: dict[str, Any]) -> str:
+    return ", ".join(meta["isa_seen"]) or "none"
+
+
+def agreement(logits: np.ndarray, reference: np.ndarray | None) -> float | None:
+    return None if reference is None else float((logits.argmax(1) == reference).mean())
+
+
 def compare(args: argparse.Namespace) -> None:
+    """Same top-1 and largest logit difference per int8 backend; agreement with the reference's
+    fp32 when its dump has one (``dump --fp32``)."""
     (meta_a, a), (meta_b, b) = load(args.reference), load(args.other)
-    reference = a["fp32"].argmax(1)
+    if len(next(iter(a.values()))) != len(next(iter(b.values()))):
+        raise SystemExit("the two dumps hold different pairs; dump both with the same --sick-limit")
+    reference = a["fp32"].argmax(1) if "fp32" in a else None
     rows = []
     for name in [n for n in a if n in b and n != "fp32"]:
         rows.append({
-            "backend": name, "pairs": len(reference),
+            "backend": name, "pairs": len(a[name]),
             "top1_same_on_both": float((a[name].argmax(1) == b[name].argmax(1)).mean()),
             "max_abs_logit_diff": float(np.abs(a[name] - b[name]).max()),
-            "agreement_with_fp32_reference": float((a[name].argmax(1) == reference).mean()),
-            "agreement_with_fp32_other": float((b[name].argmax(1) == reference).mean()),
+            "agreement_with_fp32_reference": agreement(a[name], reference),
+            "agreement_with_fp32_other": agreement(b[name], reference),
         })
         print(rows[-1])
-    isa = lambda m: ", ".join(m["isa_seen"]) or "none"  # noqa: E731
+    if not rows:
+        raise SystemExit("the two dumps share no int8 backend")
+    def percent(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2%}"
+
     lines = [
         f"int8 logits on two CPUs, {rows[0]['pairs']} pairs (guard's held-out calibration pairs, then SICK test); "
         "agreement is top-1 against the first machine's fp32",
         "",
-        f"- reference: {meta_a['cpu']}, process sees {isa(meta_a)}",
-        f"- other: {meta_b['cpu']}, process sees {isa(meta_b)}" + (f" ({args.note})" if args.note else ""),
+        f"- reference: {meta_a['cpu']}, process sees {isa_text(meta_a)}",
+        f"- other: {meta_b['cpu']}, process sees {isa_text(meta_b)}" + (f" ({args.note})" if args.note else ""),
         "",
         "| backend | same top-1 on both | max abs logit diff | agreement with fp32, reference | agreement with fp32, other |",
         "|---|---|---|---|---|",
     ] + [f"| {r['backend']} | {r['top1_same_on_both']:.2%} | {r['max_abs_logit_diff']:.3g} "
-         f"| {r['agreement_with_fp32_reference']:.2%} | {r['agreement_with_fp32_other']:.2%} |" for r in rows]
+         f"| {percent(r['agreement_with_fp32_reference'])} | {percent(r['agreement_with_fp32_other'])} |" for r in rows]
     write_results("kernel_portability", {"rows": rows, "reference": meta_a, "other": meta_b}, "\n".join(lines), args.results_dir)
 
 

@@ -37,8 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--template", default=DEFAULT_TEMPLATE, help=f"default hypothesis template (default: {DEFAULT_TEMPLATE!r})"
     )
     parser.add_argument(
-        "--quantize", choices=["dynamic", "none"], default="dynamic", help="dynamic: an int8 variant whose activation scales are computed at run time, one per token row, "
-        "kept only if the accuracy guard passes it (default); none: fp32 only"
+        "--quantize",
+        choices=["dynamic", "none"],
+        default="dynamic",
+        help="dynamic: an int8 variant whose activation scales are computed at run time, one per token row, "
+        "kept only if the accuracy guard passes it (default); none: fp32 only",
     )
     guard = parser.add_argument_group("int8 accuracy guard")
     guard.add_argument(
