@@ -125,3 +125,74 @@ def test_export_offline_from_the_hugging_face_cache(bert_source, tmp_path, monke
     assert main(["org/tiny-nli", "-o", str(out), "--offline", "--cache-dir", str(cache), "--quantize", "none"]) == 0
     manifest = json.loads((out / "zsl_onnx.json").read_text())
     assert manifest["source"]["revision"] == COMMIT
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def test_an_export_killed_between_its_renames_gets_the_old_bundle_back(tmp_path, monkeypatch):
+    """The window inside move_into_place: the old bundle renamed away, the new one not yet in
+    place. The next export restores the old bundle before it checks the output."""
+    pytest.importorskip("onnx")
+    from pathlib import Path
+
+    from zsl_onnx_export._staging import move_into_place, restore_retired
+
+    out, staging = tmp_path / "bundle", tmp_path / ".bundle.partial-x"
+    out.mkdir()
+    (out / "zsl_onnx.json").write_text("old")
+    staging.mkdir()
+    (staging / "zsl_onnx.json").write_text("new")
+    real_rename = Path.rename
+
+    def killed_after_first_rename(self, target):
+        if self == staging:
+            raise KeyboardInterrupt  # the process dies here
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", killed_after_first_rename)
+    with pytest.raises(KeyboardInterrupt):
+        move_into_place(staging, out)
+    monkeypatch.undo()
+    assert not out.exists()
+    (retired,) = tmp_path.glob(".bundle.old-*")
+    retired.rename(tmp_path / f".bundle.old-{_dead_pid()}")  # as if from a process that is gone
+
+    messages = restore_retired(out)
+    assert (out / "zsl_onnx.json").read_text() == "old" and len(messages) == 1 and "restored" in messages[0]
+    assert not list(tmp_path.glob(".bundle.old-*"))
+    assert restore_retired(out) == []  # nothing left to do
+
+
+def test_retired_leftovers_beside_a_bundle_in_place_are_removed_and_live_swaps_left_alone(tmp_path):
+    pytest.importorskip("onnx")
+    from zsl_onnx_export._staging import restore_retired
+
+    out = tmp_path / "bundle"
+    out.mkdir()
+    (out / "zsl_onnx.json").write_text("new")
+    done = tmp_path / f".bundle.old-{_dead_pid()}"  # killed during the final delete
+    done.mkdir()
+    running = tmp_path / f".bundle.old-{os.getppid()}"  # a live process mid-swap
+    running.mkdir()
+    other = tmp_path / f".bundle2.old-{_dead_pid()}"  # another output's: not ours to touch
+    other.mkdir()
+    messages = restore_retired(out)
+    assert not done.exists() and running.is_dir() and other.is_dir()
+    assert (out / "zsl_onnx.json").read_text() == "new" and len(messages) == 1
+
+
+@export
+def test_export_restores_an_interrupted_swap_before_checking_its_output(bert_source, tmp_path):
+    from zsl_onnx_export import ExportError, export_bundle
+
+    retired = tmp_path / f".bundle.old-{_dead_pid()}"
+    retired.mkdir()
+    (retired / "zsl_onnx.json").write_text("old")
+    said = []
+    with pytest.raises(ExportError, match="not empty"):  # the old bundle is back, so no silent replace
+        export_bundle(bert_source, tmp_path / "bundle", quantize_int8=False, progress=said.append)
+    assert (tmp_path / "bundle" / "zsl_onnx.json").read_text() == "old" and not retired.exists()
+    assert any("restored" in line for line in said)

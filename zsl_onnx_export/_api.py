@@ -27,7 +27,7 @@ from ._manifest import write_manifest
 from ._quantize import BASE_CANDIDATES, QuantConfig
 from ._source import check_request, load_nli, resolve_source
 from ._st_source import materialized
-from ._staging import move_into_place, staging_dir
+from ._staging import move_into_place, restore_retired, staging_dir
 
 # Per source kind: the load step (before anything is written), then the steps that build the
 # bundle in its staging directory, in order.
@@ -96,6 +96,8 @@ def export_bundle(
         validate=validate, atol=atol, overwrite=overwrite, cache_dir=cache_dir, threads=threads,
         local_files_only=local_files_only, hub_timeout=hub_timeout,
     )
+    for message in restore_retired(options.output):  # before the request is checked against it
+        (progress or _silent)(message)
     job = ExportJob(options, progress or _silent, calibration=check_request(options))
     started = time.perf_counter()
     job.stage("load", f"resolving {model}")
