@@ -150,6 +150,23 @@ def test_threads_and_session_options_are_exclusive(bert_bundle):
     assert ZeroShotClassifier.from_pretrained(bert_bundle, threads=1)("hi", ["a", "b"])["labels"]
 
 
+def test_our_sessions_balance_parallel_loops_and_yours_are_left_as_given(bert_bundle):
+    """Sessions we configure hand out parallel loops in shrinking blocks (same numbers); a
+    SessionOptions the caller passes is used as it is."""
+    import onnxruntime as ort
+
+    from zsl_onnx._session import DYNAMIC_BLOCK_BASE, create_session
+
+    model = bert_bundle / "onnx" / "model.onnx"
+    ours = create_session(model, threads=2).get_session_options()
+    assert ours.get_session_config_entry(DYNAMIC_BLOCK_BASE) == "4" and ours.intra_op_num_threads == 2
+    given = ort.SessionOptions()
+    theirs = create_session(model, session_options=given).get_session_options()
+    for options in (theirs, given):  # not added to the session, nor to the caller's object
+        with pytest.raises(RuntimeError, match="does not have configuration"):
+            options.get_session_config_entry(DYNAMIC_BLOCK_BASE)
+
+
 def test_max_length_can_be_lowered_not_raised(bert_bundle):
     clf = ZeroShotClassifier.from_pretrained(bert_bundle, max_length=32)
     assert clf.max_length == 32

@@ -88,6 +88,9 @@ def provider_name(provider: ProviderSpec) -> str:
     return provider if isinstance(provider, str) else provider[0]
 
 
+DYNAMIC_BLOCK_BASE = "session.dynamic_block_base"
+
+
 def create_session(
     model_path: Path,
     *,
@@ -117,6 +120,10 @@ def create_session(
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.inter_op_num_threads = 1
+        # Hand out parallel loops in shrinking blocks instead of one equal share per thread, so
+        # a thread slowed by another process does not hold up the op: the many short
+        # element-wise ops of per-row int8 gain most. Same numbers, bit for bit.
+        options.add_session_config_entry(DYNAMIC_BLOCK_BASE, "4")
         if threads is not None:
             options.intra_op_num_threads = threads
     try:
