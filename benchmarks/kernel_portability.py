@@ -13,8 +13,8 @@ Usage:
     qemu-x86_64 -cpu max $(which python) benchmarks/kernel_portability.py dump --bundle bundles/minilm -o avx2.npz
     python benchmarks/kernel_portability.py compare native.npz avx2.npz --note "under qemu-x86_64 -cpu max"
 
-Emulation makes the run 100-300x slower (hence ``--sick-limit``); its speed means nothing, its
-integers are the kernels' own. The ISA recorded with each dump is what the process sees
+Emulation is far slower than the real CPU (hence ``--sick-limit``); its speed means nothing,
+its integers are the kernels' own. The ISA recorded with each dump is what the process sees
 (numpy's CPUID-based feature table, or the mask of ``avx2_kernels.py``), not /proc/cpuinfo,
 which qemu does not rewrite. Under ``avx2_kernels.py`` the logits were bit-identical to qemu's,
 so either route runs the AVX2 kernels.
@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from pathlib import Path
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,6 +88,10 @@ def isa_text(meta: dict[str, Any]) -> str:
     return ", ".join(meta["isa_seen"]) or "none"
 
 
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
 def agreement(logits: np.ndarray, reference: np.ndarray | None) -> float | None:
     return None if reference is None else float((logits.argmax(1) == reference).mean())
 
@@ -111,9 +115,6 @@ def compare(args: argparse.Namespace) -> None:
         print(rows[-1])
     if not rows:
         raise SystemExit("the two dumps share no int8 backend")
-    def percent(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2%}"
-
     lines = [
         f"int8 logits on two CPUs, {rows[0]['pairs']} pairs (guard's held-out calibration pairs, then SICK test); "
         "agreement is top-1 against the first machine's fp32",

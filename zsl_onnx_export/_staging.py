@@ -66,8 +66,11 @@ def restore_retired(output: Path) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be swapping; True when that cannot be told."""
     if pid == os.getpid():
         return False  # ours from an earlier call in this process: that swap is over
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process there
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
