@@ -120,3 +120,15 @@ def test_hub_id_is_snapshotted_and_its_commit_recorded(bert_source, tmp_path, mo
     assert not any(name.endswith(".py") for name in hub.fetched)
     assert {timeout for _, timeout in hub.timeouts} == {4.0}
     assert result.manifest["source"] == {"model": "org/tiny-nli", "requested_revision": "v1", "revision": COMMIT}
+
+
+def test_cli_hub_timeout_reaches_every_hub_request(bert_source, tmp_path, monkeypatch, capsys):
+    from test_bundle import FakeHub
+
+    hub = FakeHub(bert_source, tmp_path / "cache").install(monkeypatch)
+    assert main(["org/tiny-nli", "-o", str(tmp_path / "out"), "--quantize", "none", "--hub-timeout", "2.5"]) == 0
+    assert hub.timeouts and {timeout for _, timeout in hub.timeouts} == {2.5}
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit):
+            main(["org/tiny-nli", "-o", str(tmp_path / "other"), "--hub-timeout", bad])
+        assert "positive number of seconds" in capsys.readouterr().err

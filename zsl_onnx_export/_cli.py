@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import zsl_onnx
 from zsl_onnx import ZslOnnxError
-from zsl_onnx.internals import DEFAULT_TEMPLATE
+from zsl_onnx.internals import DEFAULT_HUB_TIMEOUT, DEFAULT_TEMPLATE
 
 from ._api import export_bundle
 
@@ -71,7 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--cache-dir", help="Hugging Face cache directory for downloads")
     parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub; use the local cache")
+    parser.add_argument(
+        "--hub-timeout", type=_seconds, default=DEFAULT_HUB_TIMEOUT,
+        help=f"seconds each Hugging Face Hub request may take (default: {DEFAULT_HUB_TIMEOUT:g})",
+    )
     return parser
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, like 30, not {text}")
+    return value
 
 
 def _fraction(text: str) -> float:
@@ -129,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             cache_dir=args.cache_dir,
             local_files_only=args.offline,
+            hub_timeout=args.hub_timeout,
             progress=lambda message: print(message, file=sys.stderr, flush=True),
         )
     except ZslOnnxError as exc:
