@@ -135,7 +135,6 @@ def _dead_pid() -> int:
 def test_an_export_killed_between_its_renames_gets_the_old_bundle_back(tmp_path, monkeypatch):
     """The window inside move_into_place: the old bundle renamed away, the new one not yet in
     place. The next export restores the old bundle before it checks the output."""
-    pytest.importorskip("onnx")
     from pathlib import Path
 
     from zsl_onnx_export._staging import move_into_place, restore_retired
@@ -167,7 +166,6 @@ def test_an_export_killed_between_its_renames_gets_the_old_bundle_back(tmp_path,
 
 
 def test_retired_leftovers_beside_a_bundle_in_place_are_removed_and_live_swaps_left_alone(tmp_path):
-    pytest.importorskip("onnx")
     from zsl_onnx_export._staging import restore_retired
 
     out = tmp_path / "bundle"
