@@ -9,7 +9,9 @@ activation statistics, same weights) in a temporary copy of the bundle, and meas
 first ``--limit`` AG News test items and on SST-2 dev: top-1 agreement with fp32 and the rms
 shift int8 gives each decision's margin (top label minus runner-up), beside the guard's own
 expected and counted agreement. The median fp32 margin of each set says how close its
-decisions are. Agreement is not a timing: any machine gives the same numbers.
+decisions are. Texts go through the candidate; label hypotheses through fp32 or the candidate
+(``--labels``), which splits int8's effect on text vectors from its effect on label vectors.
+Agreement is not a timing: any machine gives the same numbers.
 """
 
 from __future__ import annotations
@@ -34,10 +36,14 @@ from zsl_onnx_export.internals import (
 )
 
 
-def cosines(bundle: Path, model: Path, sets: dict[str, tuple[list[str], list[str], str]], threads: int) -> dict[str, Any]:
-    """Cosines [texts, labels] of each named (texts, labels, template) set through the runtime."""
-    scorer = load_embedding_scorer(read_bundle(bundle), model, max_length=None, providers=None, threads=threads,
-                                   session_options=None)
+def cosines(
+    bundle: Path, model: Path, sets: dict[str, tuple[list[str], list[str], str]], threads: int,
+    label_model: Path | None = None,
+) -> dict[str, Any]:
+    """Cosines [texts, labels] of each named (texts, labels, template) set through the runtime
+    (label hypotheses encoded by ``label_model`` when given, as the bundle's int8 variant does)."""
+    scorer = load_embedding_scorer(read_bundle(bundle), model, label_model_path=label_model, max_length=None,
+                                   providers=None, threads=threads, session_options=None)
     return {name: scorer.cosines(texts, build_hypotheses(labels, template), batch_size=32)
             for name, (texts, labels, template) in sets.items()}
 
@@ -52,6 +58,9 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, required=True, help="embedding bundle with an int8 guard report")
     parser.add_argument("--limit", type=int, default=2000, help="first N AG News test items (default 2000)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--labels", choices=["fp32", "int8"],
+                        help="which model encodes the label hypotheses of each candidate (default: as the bundle's "
+                             "int8 variant does, fp32 where its manifest says label_variant fp32)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
     args = parser.parse_args()
     manifest = json.loads((args.bundle / "zsl_onnx.json").read_text(encoding="utf-8"))
@@ -59,6 +68,7 @@ def main() -> None:
     if guard is None:
         raise SystemExit(f"{args.bundle} has no int8 guard report (export it with int8)")
     template = manifest["hypothesis_template"]
+    labels_by = args.labels or manifest["variants"]["int8"].get("label_variant") or "int8"  # older bundles: int8
     guard_texts = [item.text for item in builtin_labelled()]
     sets = {"AG News": (ag_news(args.limit)[0], AG_LABELS, AG_TEMPLATE), "SST-2": (sst2_dev()[0], SST2_LABELS, SST2_TEMPLATE)}
     sets.update({f"guard {i}": (guard_texts, list(labels), template) for i, labels in enumerate(GUARD_LABEL_SETS)})
@@ -78,7 +88,8 @@ def main() -> None:
             excluded = tried["config"]["nodes_to_exclude"]
             config = QuantConfig("study").excluding(excluded) if excluded else QuantConfig("study")
             save_model(quantizer.build(config), candidate_path, external_data=False)
-            measured = cosines(bundle, candidate_path, {k: sets[k] for k in ("AG News", "SST-2")}, args.threads)
+            measured = cosines(bundle, candidate_path, {k: sets[k] for k in ("AG News", "SST-2")}, args.threads,
+                               label_model=fp32 if labels_by == "fp32" else None)
             row = {"fp32_matmuls": len(excluded), "guard_expected": tried["expected_agreement"],
                    "guard_counted": tried["top1_agreement"], "guard_shift_rms": tried["margin_shift_rms"]}
             for name in ("AG News", "SST-2"):
@@ -92,10 +103,11 @@ def main() -> None:
     lines = [f"| {r['fp32_matmuls']} | {r['guard_expected']:.2%} / {r['guard_counted']:.2%}, {r['guard_shift_rms']:.4f} "
              f"| {r['AG News agreement']:.2%}, {r['AG News shift_rms']:.4f} | {r['SST-2 agreement']:.2%}, "
              f"{r['SST-2 shift_rms']:.4f} |" for r in rows]
-    markdown = (f"Embedding int8 guard vs real text: {manifest['source']['model']}, every candidate the guard tried; "
-                f"AG News first {args.limit}, SST-2 dev. Median fp32 margin: AG News {margins['AG News']:.3f}, "
-                f"SST-2 {margins['SST-2']:.3f}, guard decisions {margins['guard']:.3f}\n\n{header}\n" + "\n".join(lines))
-    write_results("embedding_guard_study", {"environment": environment(args.threads), "margins": margins, "rows": rows},
+    markdown = (f"Embedding int8 guard vs real text: {manifest['source']['model']}, every candidate the guard tried "
+                f"(texts through int8, label hypotheses through {labels_by}); AG News first {args.limit}, SST-2 dev. "
+                f"Median fp32 margin: AG News {margins['AG News']:.3f}, SST-2 {margins['SST-2']:.3f}, guard decisions {margins['guard']:.3f}\n\n{header}\n" + "\n".join(lines))
+    write_results("embedding_guard_study", {"environment": environment(args.threads), "margins": margins,
+                                            "label_variant": labels_by, "rows": rows},
                   markdown, args.results_dir)
 
 

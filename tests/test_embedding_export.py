@@ -226,6 +226,34 @@ def test_guard_refuses_below_threshold_and_keep_lossy_keeps_the_best(tmp_path, m
     assert ZeroShotClassifier.from_pretrained(tmp_path / "lossy").variant == "int8"
 
 
+def test_int8_encodes_texts_and_fp32_the_label_hypotheses(tmp_path):
+    from embedding_models import build_sentence_transformer
+    from zsl_onnx import ChecksumMismatchError
+    from zsl_onnx_export import export_bundle
+
+    source = build_sentence_transformer("bert", tmp_path / "source", seed=3)
+    bundle = tmp_path / "bundle"
+    entry = export_bundle(source, bundle, keep_lossy_int8=True).manifest["variants"]["int8"]  # int8 whatever the guard says
+    assert entry["label_variant"] == "fp32"
+    int8 = ZeroShotClassifier.from_pretrained(bundle)
+    fp32 = ZeroShotClassifier.from_pretrained(bundle, variant="fp32")
+    labels = ["sports", "business", "science"]
+    hypotheses = [f"This example is {label}." for label in labels]
+
+    def unit(vectors):
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    expected = unit(int8.embed(TEXTS)) @ unit(fp32.embed(hypotheses)).T
+    np.testing.assert_allclose(int8.similarities(TEXTS, labels), expected, rtol=0, atol=1e-6)
+    assert not np.allclose(int8.embed(hypotheses), fp32.embed(hypotheses), rtol=0, atol=1e-6)  # int8 would differ
+    model = bundle / "onnx" / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[-1] ^= 1
+    model.write_bytes(bytes(data))
+    with pytest.raises(ChecksumMismatchError, match="model.onnx"):
+        ZeroShotClassifier.from_pretrained(bundle)  # the int8 variant reads the fp32 file too
+
+
 def test_zip_source_exports_like_the_directory(st_models, tmp_path):
     source, bundle = st_models("bert-mean-norm")
     archive = tmp_path / "model.zip"

@@ -51,10 +51,12 @@ BACKEND = bert_tokenizer()
 
 
 def make(pooling=PoolingConfig(("mean",), normalize=True), prompts=Prompts(), cache_size=128, encoder=None,
-         max_batch_tokens=None):
+         max_batch_tokens=None, label_encoder=None):
     tokenizer = TextTokenizer(BACKEND, max_length=32, pad_id=0)
+    label_session = None if label_encoder is None else EmbeddingSession(label_encoder, pooling)
     scorer = EmbeddingScorer(
-        tokenizer, EmbeddingSession(encoder or FakeEncoder(), pooling), prompts=prompts, cache_size=cache_size
+        tokenizer, EmbeddingSession(encoder or FakeEncoder(), pooling), label_session=label_session, prompts=prompts,
+        cache_size=cache_size,
     )
     return ZeroShotClassifier(embedding=scorer, max_batch_tokens=max_batch_tokens)
 
@@ -94,6 +96,20 @@ def test_labels_are_encoded_once_per_label_set_and_cached():
     assert scorer.label_encodes == 2  # another template is another label set
     clf.scores(TEXTS, LABELS, multi_label=True)
     assert scorer.label_encodes == 2  # multi-label reuses the same vectors
+
+
+def test_a_label_session_encodes_the_hypotheses_and_only_them():
+    texts_encoder, label_encoder = FakeEncoder(), FakeEncoder()
+    label_encoder.table = label_encoder.table[::-1].copy()  # another model: other vectors
+    clf = make(encoder=texts_encoder, label_encoder=label_encoder)
+    texts_only, labels_only = make(encoder=FakeEncoder()), make(encoder=label_encoder)
+    hypotheses = [f"This example is {label}." for label in LABELS]
+    expected = texts_only.embed(TEXTS) @ labels_only.embed(hypotheses).T  # both normalized: cosines
+    label_calls = label_encoder.calls
+    texts_calls = texts_encoder.calls
+    np.testing.assert_allclose(clf.similarities(TEXTS, LABELS), expected, rtol=0, atol=1e-6)
+    assert label_encoder.calls == label_calls + 1 and texts_encoder.calls == texts_calls + 1
+    np.testing.assert_array_equal(clf.embed(TEXTS), texts_only.embed(TEXTS))  # embed() is the text model's
 
 
 def test_label_cache_is_bounded():
@@ -231,5 +247,38 @@ def test_embedding_manifest_is_checked_when_the_bundle_is_read():
         check_manifest({**good, "embedding": {**good["embedding"], "pooling": {"modes": ["median"]}}}, {})
     with pytest.raises(BundleError, match="prompts"):
         check_manifest({**good, "embedding": {**good["embedding"], "prompts": {"text": 3}}}, {})
-    with pytest.raises(BundleError, match="format_version 3"):
-        check_manifest({**good, "format_version": 3}, {})
+    with pytest.raises(BundleError, match="format_version 4"):
+        check_manifest({**good, "format_version": 4}, {})
+
+
+LABEL_VARIANT_MANIFEST = {
+    "format": "zsl-onnx-bundle", "format_version": 3, "kind": "embedding",
+    "variants": {"fp32": {"file": "onnx/model.onnx"},
+                 "int8": {"file": "onnx/model_quantized.onnx", "label_variant": "fp32"}},
+    "embedding": {"pooling": {"modes": ["mean"]}, "prompts": {"text": "", "label": ""}, "scoring": Scoring().to_json()},
+}
+
+
+@pytest.mark.parametrize(("label_variant", "problem"), [
+    ("fp16", "must name another variant"), ("int8", "must name another variant"), (3, "must name another variant"),
+])
+def test_a_label_variant_must_name_another_variant_of_the_bundle(label_variant, problem):
+    from zsl_onnx._manifest import check_manifest
+
+    check_manifest(LABEL_VARIANT_MANIFEST, {})
+    variants = {**LABEL_VARIANT_MANIFEST["variants"]}
+    variants["int8"] = {**variants["int8"], "label_variant": label_variant}
+    with pytest.raises(BundleError, match=problem):
+        check_manifest({**LABEL_VARIANT_MANIFEST, "variants": variants}, {})
+    variants = {**LABEL_VARIANT_MANIFEST["variants"], "fp32": {"file": "onnx/model.onnx", "label_variant": "int8"}}
+    with pytest.raises(BundleError, match="has a label_variant of its own"):
+        check_manifest({**LABEL_VARIANT_MANIFEST, "variants": variants}, {})
+
+
+def test_hub_fetch_of_a_variant_includes_its_label_variant(tmp_path):
+    from zsl_onnx._bundle import _files_to_fetch
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "zsl_onnx.json").write_text(json.dumps(LABEL_VARIANT_MANIFEST))
+    assert _files_to_fetch(tmp_path, None, None, False, "org/model") == ["onnx/model_quantized.onnx", "onnx/model.onnx"]
+    assert _files_to_fetch(tmp_path, None, "fp32", False, "org/model") == ["onnx/model.onnx"]

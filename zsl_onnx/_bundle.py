@@ -66,6 +66,7 @@ class VariantFile:
     sha256: str | None = None
     external_data: tuple[Path, ...] = ()
     fidelity: Mapping[str, Any] = field(default_factory=dict)
+    label_variant: str | None = None  # embedding bundles: the variant that encodes label hypotheses
 
     def verify(self) -> None:
         """Compare size and sha256 with the manifest: catches truncated or swapped files."""
@@ -113,12 +114,20 @@ class Bundle:
     def choose(self, requested: str | None, *, on_gpu: bool) -> VariantFile:
         return self.variants[pick_variant(self.variants, requested, on_gpu=on_gpu, where=str(self.root))]
 
+    def label_file(self, variant: VariantFile) -> VariantFile | None:
+        """The other variant that encodes label hypotheses for ``variant`` (None: itself)."""
+        return None if variant.label_variant is None else self.variants[variant.label_variant]
+
     def verify(self, variant: VariantFile) -> None:
         """Check every file the runtime will read for ``variant`` against the manifest."""
-        variant.verify()
+        label = self.label_file(variant)
+        used = [variant] if label is None else [variant, label]
         manifest = self.manifest or {}
         files = manifest.get("files", {})
-        external = manifest.get("variants", {}).get(variant.name, {}).get("external_data", [])
+        external = []
+        for each in used:
+            each.verify()
+            external += manifest.get("variants", {}).get(each.name, {}).get("external_data", [])
         for relative in (*_READ_METADATA, *external):
             if relative in files:
                 path = bundle_file(self.root, relative, what="file")
@@ -209,6 +218,7 @@ def _variants_from_manifest(root: Path, manifest: Mapping[str, Any], config: Map
             sha256=entry.get("sha256"),
             external_data=tuple(_inside(root, p, f"{name} external data file") for p in entry.get("external_data", [])),
             fidelity=entry.get("fidelity", {}),
+            label_variant=entry.get("label_variant") if manifest.get("kind") == "embedding" else None,
         )
     return variants
 
@@ -265,8 +275,10 @@ def _files_to_fetch(root: Path, files: set[str] | None, variant: str | None, on_
         config_path = optional_bundle_file(root, "config.json", what="config file")
         config = read_bundle_json(config_path, what=f"{where}'s config.json") if config_path else {}
         variants = _variants_from_manifest(root, manifest, config)
-        entry = manifest["variants"][pick_variant(variants, variant, on_gpu=on_gpu, where=where)]
-        return [entry["file"], *entry.get("external_data", [])]
+        chosen = variants[pick_variant(variants, variant, on_gpu=on_gpu, where=where)]
+        label = chosen.label_variant
+        entries = [manifest["variants"][name] for name in (chosen.name, label) if name is not None]
+        return [name for entry in entries for name in (entry["file"], *entry.get("external_data", []))]
     found = _layout_files((files or set()).__contains__)
     if not found:
         raise BundleError(

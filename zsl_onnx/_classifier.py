@@ -105,9 +105,10 @@ class ZeroShotClassifier:
             bundle.verify(chosen)
         common = _common_options(bundle, chosen, on_gpu=on_gpu, max_batch_tokens=max_batch_tokens)
         if bundle.kind == "embedding":
+            label = bundle.label_file(chosen)
             scorer = load_embedding_scorer(
-                bundle, chosen.path, max_length=max_length, providers=providers, threads=threads,
-                session_options=session_options,
+                bundle, chosen.path, label_model_path=None if label is None else label.path, max_length=max_length,
+                providers=providers, threads=threads, session_options=session_options,
             )
             return cls(embedding=scorer, **common)
         tokenizer, session, labels = _nli_parts(

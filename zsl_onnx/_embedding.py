@@ -5,6 +5,12 @@ pair: the cost of a call grows with texts + labels, not texts x labels. Label hy
 encoded once per (labels, template) and kept in a small thread-safe cache across calls, so a
 corpus classified in chunks with the same labels encodes its labels once.
 
+An int8 bundle may name another variant (fp32) for the label hypotheses: labels are few,
+short and cached, so encoding them at full precision costs little, and it removes the noise
+that matters most. A label set's decision rests on small differences between its label
+vectors, and a short hypothesis gets no averaging over tokens, so int8 noise in label vectors
+flips far more decisions than the same noise in text vectors (see docs/embeddings.md).
+
 Stages: :mod:`._text_tokenization` -> :func:`._inference.run_encodings` (the one inference
 loop) -> :mod:`._encoder` (session + :mod:`._pooling`) -> :mod:`._similarity`.
 """
@@ -76,12 +82,14 @@ class EmbeddingScorer:
         tokenizer: TextTokenizer,
         session: EmbeddingSession,
         *,
+        label_session: EmbeddingSession | None = None,
         prompts: Prompts = Prompts(),
         scoring: Scoring = Scoring(),
         cache_size: int = LABEL_CACHE_SIZE,
     ) -> None:
         self.tokenizer = tokenizer
         self.session = session
+        self.label_session = label_session or session  # encodes label hypotheses
         self.prompts = prompts
         self.scoring = scoring
         self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
@@ -95,11 +103,16 @@ class EmbeddingScorer:
         """Pooled vectors [texts, dim] in micro-batches of at most ``batch_size`` texts and
         ``max_tokens`` padded tokens; each row depends only on its own text (fp32)."""
         prompt = self.prompts.text if prompt is None else prompt
+        return self._encode(self.session, texts, prompt, batch_size=batch_size, max_tokens=max_tokens)
+
+    def _encode(
+        self, session: EmbeddingSession, texts: Sequence[str], prompt: str, *, batch_size: int, max_tokens: int | None
+    ) -> np.ndarray:
         encodings = self.tokenizer.encode(texts, prompt)
         prompt_length = self.tokenizer.prompt_length(prompt)
         return run_encodings(
             encodings,
-            lambda batch: self.session.run(batch, prompt_length=prompt_length),
+            lambda batch: session.run(batch, prompt_length=prompt_length),
             batch_size=batch_size,
             pad_id=self.tokenizer.pad_id,
             max_tokens=max_tokens,
@@ -113,7 +126,9 @@ class EmbeddingScorer:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        vectors = self.embed(hypotheses, batch_size=batch_size, max_tokens=max_tokens, prompt=self.prompts.label)
+        vectors = self._encode(
+            self.label_session, hypotheses, self.prompts.label, batch_size=batch_size, max_tokens=max_tokens
+        )
         vectors.setflags(write=False)  # shared between calls and threads
         with self._lock:
             self.label_encodes += 1
@@ -147,12 +162,14 @@ def load_embedding_scorer(
     bundle: Bundle,
     model_path: Path,
     *,
+    label_model_path: Path | None = None,
     max_length: int | None,
     providers: Sequence[ProviderSpec] | None,
     threads: int | None,
     session_options: ort.SessionOptions | None,
 ) -> EmbeddingScorer:
-    """Tokenizer, session and settings of an embedding bundle, from its files and manifest."""
+    """Tokenizer, sessions and settings of an embedding bundle, from its files and manifest;
+    ``label_model_path``: another model file that encodes the label hypotheses."""
     manifest = bundle.manifest or {}
     settings = embedding_settings(manifest)
     limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
@@ -166,7 +183,14 @@ def load_embedding_scorer(
         bundle.tokenizer_file, tokenizer_config=bundle.tokenizer_config, config=bundle.config,
         max_length=max_length or limit,
     )
-    session = create_session(model_path, providers=providers, threads=threads, session_options=session_options)
+    def open_session(path: Path) -> EmbeddingSession:
+        session = create_session(path, providers=providers, threads=threads, session_options=session_options)
+        return EmbeddingSession(session, settings.pooling)
+
     return EmbeddingScorer(
-        tokenizer, EmbeddingSession(session, settings.pooling), prompts=settings.prompts, scoring=settings.scoring
+        tokenizer,
+        open_session(model_path),
+        label_session=None if label_model_path is None else open_session(label_model_path),
+        prompts=settings.prompts,
+        scoring=settings.scoring,
     )

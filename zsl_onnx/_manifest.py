@@ -31,8 +31,9 @@ __all__ = [
 MANIFEST_FORMAT = "zsl-onnx-bundle"
 MANIFEST_VERSION = 1
 # Embedding bundles say 2, so that a zsl-onnx without embedding support refuses them with
-# "upgrade" instead of failing on the missing logits output.
-EMBEDDING_MANIFEST_VERSION = 2
+# "upgrade" instead of failing on the missing logits output; 3 adds a variant's
+# ``label_variant`` (which file encodes label hypotheses), which a reader of 2 would ignore.
+EMBEDDING_MANIFEST_VERSION = 3
 VARIANTS = ("fp32", "int8", "fp16")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -170,6 +171,20 @@ def _check_embedding(manifest: Mapping[str, Any], config: Mapping[str, Any]) -> 
     prompts = entry.get("prompts", {})
     if not isinstance(prompts, dict) or not all(isinstance(prompts.get(k, ""), str) for k in ("text", "label")):
         _bad("embedding.prompts must map 'text' and 'label' to strings")
+    _check_label_variants(manifest["variants"])
+
+
+def _check_label_variants(variants: Mapping[str, Any]) -> None:
+    """A variant may have its label hypotheses encoded by another variant of the bundle, one
+    that encodes its own."""
+    for name, entry in variants.items():
+        other = entry.get("label_variant")
+        if other is None:
+            continue
+        if not isinstance(other, str) or other == name or other not in variants:
+            _bad(f"variant {name!r}: label_variant {other!r} must name another variant of this bundle")
+        if variants[other].get("label_variant") is not None:
+            _bad(f"variant {name!r}: label_variant {other!r} has a label_variant of its own")
 
 
 def _is_int(value: Any) -> bool:

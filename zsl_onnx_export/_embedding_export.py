@@ -172,6 +172,7 @@ def quantize_embedding_int8(job: ExportJob) -> None:
         "min_agreement": options.min_agreement, "guard_passed": guard.chosen["passed"],
     })
     entry["quantization"] = {**guard.chosen["config"], "guard": guard.to_json()}
+    entry["label_variant"] = "fp32"  # what the guard measured: int8 texts against fp32 label vectors
     job.variants["int8"] = entry
 
 

@@ -2,9 +2,11 @@
 
 Candidates are the exporter's per-row int8 (``_quantize``: one activation scale per token row,
 so a text's vector does not depend on its batch mates), with activation statistics from one
-set of texts. Each candidate is scored through the runtime's own embedding path on other,
-held-out texts against several label sets, most of them near-synonym sets whose decisions are
-close (see ``_embedding_calibration``): 64 texts x 14 sets = 896 decisions.
+set of texts. The int8 file encodes texts only: label hypotheses stay on the fp32 file (the
+manifest's ``label_variant``), as the runtime runs them. Each candidate is scored through the
+runtime's own embedding path on other, held-out texts against several label sets, most of them
+near-synonym sets whose decisions are close (see ``_embedding_calibration``): 64 texts x 14
+sets = 896 decisions.
 
 Counting the decisions whose top label flips is a noisy test: a few decisions that fp32 itself
 nearly ties flip or not by chance, whatever the candidate's quality. So the guard measures how
@@ -13,9 +15,9 @@ mean square ``sigma`` of that shift over all decisions, and passes a candidate w
 agreement this noise gives on the guard's own margins, mean of 1 - Phi(-margin / sigma), is at
 least ``min_agreement``. Two simplifications: only the runner-up is modelled (a flip to a
 third close label is not counted), and one pooled sigma stands for every decision. On
-all-MiniLM-L6-v2 the prediction was at or below the agreement measured on AG News for every
-candidate, but not on SST-2 for the every-MatMul candidate (its margins moved more than the
-guard's), so it is evidence, not a bound. The counted top-1 agreement and the full label
+all-MiniLM-L6-v2 the prediction was at or below the agreement measured on AG News and SST-2
+for every candidate (with labels through int8 too it was not, on SST-2, for the every-MatMul
+candidate), so it is evidence, not a bound. The counted top-1 agreement and the full label
 order (share of label pairs ordered as fp32 orders them) are reported too.
 """
 
@@ -59,11 +61,14 @@ class EmbeddingGuardReport:
 
 
 def label_cosines(
-    bundle_dir: Path, model_path: Path, texts: Sequence[str], label_sets: Sequence[Sequence[str]], template: str
+    bundle_dir: Path, model_path: Path, texts: Sequence[str], label_sets: Sequence[Sequence[str]], template: str,
+    *, label_model: Path | None = None,
 ) -> list[np.ndarray]:
-    """Cosines [texts, labels] for each label set, computed by the runtime on ``model_path``."""
+    """Cosines [texts, labels] for each label set, computed by the runtime on ``model_path``
+    (the label hypotheses on ``label_model`` when given)."""
     scorer = load_embedding_scorer(
-        read_bundle(bundle_dir), model_path, max_length=None, providers=None, threads=None, session_options=None
+        read_bundle(bundle_dir), model_path, label_model_path=label_model, max_length=None, providers=None,
+        threads=None, session_options=None,
     )
     return [scorer.cosines(texts, build_hypotheses(labels, template), batch_size=32) for labels in label_sets]
 
@@ -145,7 +150,7 @@ def guard_int8(
             raise RuntimeError(f"int8 weights outside the AVX2-safe range in {unsafe[:3]}")
         _remove(target)
         save_model(candidate, target, external_data=external_data)
-        cosines = label_cosines(bundle_dir, target, texts, label_sets, template)
+        cosines = label_cosines(bundle_dir, target, texts, label_sets, template, label_model=source)
         top1, order = agreement(reference, cosines)
         expected, sigma = expected_agreement(reference, cosines)
         row = {"name": config.name, "config": config.to_json(), "top1_agreement": round(top1, 6),
