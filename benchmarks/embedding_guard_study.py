@@ -36,6 +36,10 @@ from zsl_onnx_export.internals import (
 )
 
 
+# QuantConfig fields a guard report records; older reports lack the later ones (their defaults)
+SETTINGS = ("smooth_alpha", "gptq", "unsigned", "rotation", "paired_weights")
+
+
 def cosines(
     bundle: Path, model: Path, sets: dict[str, tuple[list[str], list[str], str]], threads: int,
     label_model: Path | None = None,
@@ -86,7 +90,9 @@ def main() -> None:
         candidate_path = bundle / "onnx" / "candidate.onnx"
         for tried in guard["candidates"]:
             excluded = tried["config"]["nodes_to_exclude"]
-            config = QuantConfig("study").excluding(excluded) if excluded else QuantConfig("study")
+            recorded = {key: tried["config"][key] for key in SETTINGS if key in tried["config"]}
+            config = QuantConfig("study", **recorded)
+            config = config.excluding(excluded) if excluded else config
             save_model(quantizer.build(config), candidate_path, external_data=False)
             measured = cosines(bundle, candidate_path, {k: sets[k] for k in ("AG News", "SST-2")}, args.threads,
                                label_model=fp32 if labels_by == "fp32" else None)

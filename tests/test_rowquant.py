@@ -170,7 +170,7 @@ def test_weights_stay_in_the_avx2_safe_range_and_the_check_catches_others(opset)
     assert saturation_free(rewritten) == []
     wide = next(i for i in rewritten.graph.initializer if i.name.endswith("mm1/w_q"))
     levels = numpy_helper.to_array(wide).copy()
-    levels[0, 0] = 127
+    levels[0, 0], levels[1, 0] = 127, 2  # rows 0 and 1 form a pair: 129 > PAIR_LIMIT
     wide.CopyFrom(numpy_helper.from_array(levels, wide.name))
     assert saturation_free(rewritten) == ["mm1/int8"]
 
@@ -225,3 +225,64 @@ def test_non_negative_activations_use_the_full_uint8_range_and_their_offset_reac
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3 * np.abs(expected).max())
     exact = h1 @ weights["w2"] + weights["b2"]
     assert np.abs(out - exact).max() < 0.05 * np.abs(exact).max()
+
+
+def test_hadamard_blocks_are_orthonormal_and_fit_the_channels():
+    from zsl_onnx_export._rowquant import hadamard, hadamard_block, rotate_rows
+
+    h = hadamard(16)
+    np.testing.assert_allclose(h @ h, np.eye(16), atol=1e-12)  # symmetric and orthonormal: its own inverse
+    assert [hadamard_block(k, 64) for k in (384, 1536, 48, 768, 12, 100)] == [64, 64, 16, 64, 0, 0]
+    w = np.random.default_rng(0).normal(size=(48, 5))
+    np.testing.assert_allclose(rotate_rows(w, 16)[:16], h @ w[:16])
+    np.testing.assert_allclose(rotate_rows(rotate_rows(w, 16), 16), w, atol=1e-12)
+
+
+def test_paired_weights_use_127_levels_and_keep_every_pair_within_the_limit():
+    from zsl_onnx_export._rowquant import PAIR_LIMIT, pair_sums
+
+    model = two_layer_graph()
+    w1 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w1")).astype(np.float64)
+    x = inputs(rows=40, tokens=8, seed=3).reshape(-1, K).astype(np.float64)
+    gram = x.T @ x
+    for spec in (quantize_weights(w1, paired=True), gptq_weights(w1, gram, paired=True),
+                 gptq_weights(w1, gram, np.full(K, 3.0, np.float32), paired=True)):
+        levels = spec.levels.astype(int)
+        assert np.abs(levels).max() <= 127 and pair_sums(levels).max() <= PAIR_LIMIT
+        assert pair_sums(levels).max(axis=0).min() >= PAIR_LIMIT - 2  # each column's range is used
+    plain, paired = quantize_weights(w1), quantize_weights(w1, paired=True)
+    error = lambda spec: float(np.abs(w1 - spec.dequantized()).mean())  # noqa: E731
+    assert error(paired) < 0.7 * error(plain)  # finer steps than [-64, 64]
+
+
+@OPSETS
+def test_a_rotated_activation_matches_the_numpy_reference_and_has_a_smaller_error(opset):
+    from dataclasses import replace
+
+    from zsl_onnx_export._rowquant import hadamard_block, rotate_rows
+
+    model = two_layer_graph(opset=opset)
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    block = hadamard_block(K, 64)
+    rotated = {name: replace(quantize_weights(rotate_rows(weights[w], block), paired=True), rotation=block)
+               for name, w in (("mm1", "w1"), ("mm3", "w3"))}
+    rewritten = rowquant(model, {**rotated, "mm2": quantize_weights(weights["w2"])})
+    assert sum(n.op_type == "MatMul" for n in rewritten.graph.node) == 1  # x's rotation, shared by mm1 and mm3
+    out = run(rewritten, x := inputs())
+    for name, produced in (("mm1", "h1"), ("mm3", "z")):
+        expected = reference_matmul(x, rotated[name])
+        np.testing.assert_allclose(out[produced], expected, rtol=2e-6, atol=1e-5 * np.abs(expected).max())
+    exact = x @ weights["w3"]
+    plain = reference_matmul(x, quantize_weights(weights["w3"], paired=True))  # same weights range, no rotation
+    # x's outlier channel sets every row's int8 step; rotated, it is spread over its block
+    assert np.abs(out["z"] - exact).mean() < 0.75 * np.abs(plain - exact).mean()
+    assert saturation_free(rewritten) == []
+
+
+def test_a_rotated_activation_cannot_take_an_offset():
+    from dataclasses import replace
+
+    model = two_layer_graph()
+    spec = replace(specs_for(model, smooth=False)["mm2"], rotation=8, offset=0.0, offset_output=np.zeros(M, np.float32))
+    with pytest.raises(ValueError, match="rotated"):
+        rowquant(model, {"mm2": spec})

@@ -1,8 +1,9 @@
 """The int8 guard of an embedding bundle: keep an int8 file only if it ranks labels like fp32.
 
 Candidates are the exporter's per-row int8 (``_quantize``: one activation scale per token row,
-so a text's vector does not depend on its batch mates), with activation statistics from one
-set of texts. The int8 file encodes texts only: label hypotheses stay on the fp32 file (the
+so a text's vector does not depend on its batch mates; here with rotated activations and
+paired 8-bit weights, ``EMBEDDING_CANDIDATES``), with activation statistics from one set of
+texts. The int8 file encodes texts only: label hypotheses stay on the fp32 file (the
 manifest's ``label_variant``), as the runtime runs them. Each candidate is scored through the
 runtime's own embedding path on other, held-out texts against several label sets, most of them
 near-synonym sets whose decisions are close (see ``_embedding_calibration``): 64 texts x 14
@@ -36,7 +37,7 @@ from zsl_onnx.internals import build_hypotheses, create_session, load_embedding_
 
 from ._activations import ActivationStats, collect_stats
 from ._graph import external_files
-from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, save_model
+from ._quantize import EMBEDDING_CANDIDATES, QuantConfig, RowQuantizer, save_model
 from ._rowquant import matmul_inputs, saturation_free, weight_matmuls
 
 Progress = Callable[[str], None]
@@ -122,13 +123,14 @@ def guard_int8(
     min_agreement: float,
     keep_lossy: bool,
     external_data: bool,
-    candidates: Sequence[QuantConfig] = BASE_CANDIDATES,
+    candidates: Sequence[QuantConfig] = EMBEDDING_CANDIDATES,
     progress: Progress | None = None,
 ) -> EmbeddingGuardReport:
     """Per-row int8 candidates of ``source`` (see ``_quantize``), their activation statistics
     from ``statistics_texts`` and the label hypotheses; each is judged on ``texts`` (held out
     from the statistics). If no candidate passes, the first is retried with the MatMuls that
-    move the vectors most kept in fp32 (``backoff_counts``). The first whose expected agreement
+    move the vectors most per weight kept in fp32 (``backoff_counts``, ``_rank_nodes``). The
+    first whose expected agreement
     reaches ``min_agreement`` is left at ``target`` (with ``keep_lossy``, the most faithful one
     when none passes)."""
     import onnx
@@ -188,7 +190,9 @@ def _rank_nodes(
     texts: Sequence[str], external_data: bool,
 ) -> list[str]:
     """MatMuls ordered by how far quantizing each one alone moves the vectors of ``texts``
-    (mean 1 - cosine with fp32), most harmful first."""
+    (mean 1 - cosine with fp32) per weight it holds, most harmful first: keeping a MatMul in
+    fp32 costs time in proportion to its weight, so a small sensitive one (a value projection)
+    goes before a feed-forward one four times its size that moves the vectors as much."""
     def vectors(path: Path) -> np.ndarray:
         scorer = load_embedding_scorer(read_bundle(bundle_dir), path, max_length=None, providers=None,
                                        threads=None, session_options=None)
@@ -201,7 +205,8 @@ def _rank_nodes(
         _remove(target)
         save_model(quantizer.build(config, only_nodes=[node]), target, external_data=external_data)
         drift[node] = float(np.mean(1.0 - np.sum(vectors(target) * reference, axis=1)))
-    return sorted(quantizer.nodes, key=lambda node: -drift[node])
+    size = {node: quantizer.weights(config, node).levels.size for node in quantizer.nodes}
+    return sorted(quantizer.nodes, key=lambda node: -drift[node] / size[node])
 
 
 def _statistics(

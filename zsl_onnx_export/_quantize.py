@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 
 from ._activations import ActivationStats
-from ._rowquant import RowQuantWeights, quantize_weights, rowquant, weight_matmuls
+from ._rowquant import RowQuantWeights, hadamard_block, quantize_weights, rotate_rows, rowquant, weight_matmuls
 from ._weight_rounding import gptq_weights, smoothing_factors
 
 __all__ = [
     "BASE_CANDIDATES",
+    "EMBEDDING_CANDIDATES",
     "PLAIN_CANDIDATES",
     "QuantConfig",
     "RowQuantizer",
@@ -38,6 +39,8 @@ class QuantConfig:
     smooth_alpha: float | None = 0.5  # SmoothQuant migration strength; None: no smoothing
     gptq: bool = True  # GPTQ rounding instead of round-to-nearest
     unsigned: bool = True  # non-negative activations (GELU outputs) use all 256 uint8 levels
+    rotation: int = 0  # Hadamard block size limit for rotated activations (0: none; see _rowquant)
+    paired_weights: bool = False  # 8-bit weights bounded per pair of rows instead of [-64, 64]
     nodes_to_exclude: tuple[str, ...] = field(default=())
 
     def excluding(self, nodes: Sequence[str]) -> QuantConfig:
@@ -46,7 +49,9 @@ class QuantConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes_to_exclude"] = list(self.nodes_to_exclude)
-        data["scheme"] = "per-row activations (uint8, zero point 128), per-column weights in [-64, 64]"
+        weights = "in [-127, 127], pairs of rows within 128" if self.paired_weights else "in [-64, 64]"
+        rotated = f", Hadamard-rotated in blocks of up to {self.rotation}" if self.rotation else ""
+        data["scheme"] = f"per-row activations (uint8, zero point 128{rotated}), per-column weights {weights}"
         return data
 
 
@@ -54,6 +59,12 @@ class QuantConfig:
 # 7-bit-safe weights (see _rowquant), so any candidate the guard accepts is batch-independent
 # and has exact integer products on AVX2, AVX512-VNNI and AMX CPUs.
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (QuantConfig("per-row int8, smoothed, GPTQ"),)
+# Embedding bundles: mean-pooled vectors compared across labels are more sensitive to int8
+# noise than a cross-encoder's logits, so their activations are rotated and their weights get
+# the pair-bounded 8-bit range (both in _rowquant), at the cost of one small MatMul per activation.
+EMBEDDING_CANDIDATES: tuple[QuantConfig, ...] = (
+    QuantConfig("per-row int8, rotated, smoothed, GPTQ, paired weights", rotation=32, paired_weights=True),
+)
 # For callers without activation statistics of their graph: round to nearest, no smoothing.
 PLAIN_CANDIDATES: tuple[QuantConfig, ...] = (
     QuantConfig("per-row int8, round to nearest", smooth_alpha=None, gptq=False, unsigned=False),
@@ -66,7 +77,7 @@ def quantize_model(
     stats: Mapping[str, ActivationStats],
     config: QuantConfig,
     *,
-    cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights] | None = None,
+    cache: dict[tuple[Any, ...], RowQuantWeights] | None = None,
 ) -> Any:
     """``model`` (onnx.ModelProto) with ``nodes`` (weight MatMuls) in per-row int8.
 
@@ -84,12 +95,12 @@ def _weights(
     name: str,
     stats: Mapping[str, ActivationStats],
     config: QuantConfig,
-    cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights],
+    cache: dict[tuple[Any, ...], RowQuantWeights],
 ) -> RowQuantWeights:
     """One MatMul's int8 weights under ``config`` (computed once per cache)."""
     from onnx import numpy_helper
 
-    key = (name, config.smooth_alpha, config.gptq, config.unsigned)
+    key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights)
     if key in cache:
         return cache[key]
     inits = {i.name: i for i in model.graph.initializer}
@@ -97,20 +108,41 @@ def _weights(
     activation = by_name[name].input[0]
     weight = numpy_helper.to_array(inits[by_name[name].input[1]])
     smooth = offset = None
+    block = hadamard_block(len(weight), config.rotation) if config.rotation else 0
     if stats:
         peak, gram = stats[activation].channel_max, stats[activation].gram
-        offset = stats[activation].offset() if config.unsigned else None
+        offset = stats[activation].offset() if config.unsigned and not block else None
         if offset is not None:
             peak, gram = stats[activation].shifted(offset)
     if config.smooth_alpha is not None:
         readers = [n for n in weight_matmuls(model) if by_name[n].input[0] == activation]
         group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
         smooth = smoothing_factors(peak, group, config.smooth_alpha)
-    spec = gptq_weights(weight, gram, smooth) if config.gptq else quantize_weights(weight, smooth)
+    if block:
+        spec = _rotated_weights(weight, gram if stats else None, smooth, block, config)
+    elif config.gptq:
+        spec = gptq_weights(weight, gram, smooth, paired=config.paired_weights)
+    else:
+        spec = quantize_weights(weight, smooth, paired=config.paired_weights)
     if offset is not None:
         spec = replace(spec, offset=offset, offset_output=(offset * weight.astype(np.float64).sum(axis=0)).astype(np.float32))
     cache[key] = spec
     return spec
+
+
+def _rotated_weights(
+    weight: np.ndarray, gram: np.ndarray | None, smooth: np.ndarray | None, block: int, config: QuantConfig
+) -> RowQuantWeights:
+    """int8 weights R (s W) for activations (x / s) R: the rows rotated like the activations,
+    and GPTQ on the Gram matrix of the rotated activations, R (G / s s^T) R."""
+    s = np.ones(len(weight)) if smooth is None else np.asarray(smooth, dtype=np.float64)
+    rotated = rotate_rows(np.asarray(weight, dtype=np.float64) * s[:, None], block)
+    if config.gptq and gram is not None:
+        rotated_gram = rotate_rows(rotate_rows(np.asarray(gram, dtype=np.float64) / np.outer(s, s), block).T, block)
+        spec = gptq_weights(rotated, rotated_gram, paired=config.paired_weights)
+    else:
+        spec = quantize_weights(rotated, paired=config.paired_weights)
+    return replace(spec, smooth=smooth, rotation=block)
 
 
 class RowQuantizer:
@@ -119,7 +151,7 @@ class RowQuantizer:
     def __init__(self, model: Any, stats: Mapping[str, ActivationStats]) -> None:
         self._model = model
         self._stats = stats
-        self._cache: dict[tuple[str, float | None, bool, bool], RowQuantWeights] = {}
+        self._cache: dict[tuple[Any, ...], RowQuantWeights] = {}
         self.nodes = weight_matmuls(model)
 
     def build(self, config: QuantConfig, only_nodes: Sequence[str] | None = None) -> Any:

@@ -23,11 +23,20 @@ the only float work per row is elementwise. ``smooth`` (optional, SmoothQuant) d
 activation channels by a per-channel factor that is multiplied into the weight rows, moving
 outlier channels' range from activations into weights.
 
-Weights are symmetric per output column with levels in [-64, 64] (``WEIGHT_LEVEL``): on CPUs
-without VNNI, onnxruntime's u8 x s8 kernel adds pairs of products in int16 with saturation
-(vpmaddubsw), and 2 x 255 x 64 = 32,640 fits int16 whatever the uint8 activation, so the integer
-products are exact on AVX2, AVX512-VNNI and AMX machines alike (the fp32 ops around them may
-still round differently per instruction set). :func:`saturation_free` checks a graph for that.
+Weights are symmetric per output column. On CPUs without VNNI, onnxruntime's u8 x s8 kernel
+adds the products of weight rows 2i and 2i+1 in int16 with saturation (vpmaddubsw), so every
+such pair must keep |w[2i]| + |w[2i+1]| <= 128 (``PAIR_LIMIT``): 255 x 128 = 32,640 fits int16
+whatever the uint8 activation, and the integer products are exact on AVX2, AVX512-VNNI and AMX
+machines alike (the fp32 ops around them may still round differently per instruction set).
+Levels in [-64, 64] (``WEIGHT_LEVEL``) keep every pair inside the limit; ``paired`` weights
+use [-127, 127] with a per-column scale that maps the column's largest pair sum to 127 instead,
+about 0.5-1 bit more resolution. :func:`saturation_free` checks a graph for the pair limit.
+
+``rotation`` (optional, QuaRot-style) multiplies the (smoothed) activation by a block-diagonal
+Hadamard matrix R, one b x b block per b channels, before its row maximum is taken, and the
+weight rows by R (R is symmetric and orthogonal, so x W = (x R)(R W)). The rotation spreads
+a few large channels over their block, so a row's maximum, which sets its int8 step, is closer
+to its typical value. It costs one small fp32 MatMul (b wide) per quantized activation.
 
 The bias stays the graph's own ``Add`` after the MatMul: MatMulIntegerToFloat's fused bias
 input would be scaled by the per-row activation scale as well.
@@ -44,10 +53,17 @@ import numpy as np
 __all__ = [
     "ACTIVATION_LEVEL",
     "BLOCKED_OPSET",
+    "PAIRED_WEIGHT_LEVEL",
+    "PAIR_LIMIT",
     "WEIGHT_LEVEL",
     "RowQuantWeights",
+    "hadamard",
+    "hadamard_block",
     "matmul_inputs",
+    "pair_sums",
+    "paired_weight_scale",
     "quantize_weights",
+    "rotate_rows",
     "reference_matmul",
     "rowquant",
     "saturation_free",
@@ -56,6 +72,8 @@ __all__ = [
 
 ACTIVATION_LEVEL = 127  # activations: (x / scale) in [-127, 127], stored as uint8 + 128
 WEIGHT_LEVEL = 64  # weights: [-64, 64] so that u8 x s8 pair sums fit int16 (2 * 255 * 64 = 32,640)
+PAIR_LIMIT = 128  # |w[2i]| + |w[2i+1]| per column: 255 * 128 = 32,640 fits int16 (vpmaddubsw)
+PAIRED_WEIGHT_LEVEL = 127  # paired weights: levels in [-127, 127], the largest pair sum scaled to 127
 # Non-negative activations (offset mode): uint8 [0, 255] with zero point 0, twice the levels a
 # signed activation gets over the same range; same int16 bound with the same weights.
 UNSIGNED_ACTIVATION_LEVEL = 255
@@ -79,19 +97,25 @@ class RowQuantWeights:
     smooth: np.ndarray | None = None  # float32 [K]; activations are divided by it
     offset: float | None = None  # floor of a non-negative activation: x - offset uses uint8 [0, 255]
     offset_output: np.ndarray | None = None  # float32 [N]: offset * column sums of W, added back
+    rotation: int = 0  # Hadamard block size applied to the smoothed activation (0: none)
 
     def dequantized(self) -> np.ndarray:
-        """The fp32 weight this stands for, on smoothed activations."""
+        """The fp32 weight this stands for, on smoothed (and rotated) activations."""
         return self.levels.astype(np.float32) * self.scale
 
 
-def quantize_weights(weight: np.ndarray, smooth: np.ndarray | None = None, level: int = WEIGHT_LEVEL) -> RowQuantWeights:
+def quantize_weights(
+    weight: np.ndarray, smooth: np.ndarray | None = None, level: int = WEIGHT_LEVEL, *, paired: bool = False
+) -> RowQuantWeights:
     """Round-to-nearest symmetric per-column int8 of ``weight`` [K, N] (rows times ``smooth``),
-    levels in [-level, level]."""
+    levels in [-level, level]; ``paired``: levels in [-127, 127] with each column's largest
+    pair sum at 127, so rounding keeps every pair within :data:`PAIR_LIMIT`."""
     w = np.asarray(weight, dtype=np.float64)
     if smooth is not None:
         w = w * np.asarray(smooth, dtype=np.float64)[:, None]
-    scale = weight_scale(w, level)
+    if paired:
+        level = PAIRED_WEIGHT_LEVEL
+    scale = paired_weight_scale(w) if paired else weight_scale(w, level)
     levels = np.clip(np.round(w / scale), -level, level).astype(np.int8)
     return RowQuantWeights(levels, scale.astype(np.float32), None if smooth is None else np.asarray(smooth, np.float32))
 
@@ -100,6 +124,43 @@ def weight_scale(weight: np.ndarray, level: int = WEIGHT_LEVEL) -> np.ndarray:
     """Per-column symmetric scale so that the largest |w| maps to ``level`` (floored)."""
     peak = np.abs(np.asarray(weight, dtype=np.float64)).max(axis=0)
     return np.maximum(peak / level, float(_TINY))
+
+
+def pair_sums(weight: np.ndarray) -> np.ndarray:
+    """|w[2i]| + |w[2i+1]| per pair of rows [ceil(K / 2), N] (an odd last row stands alone)."""
+    magnitude = np.abs(np.asarray(weight, dtype=np.float64))
+    if len(magnitude) % 2:
+        magnitude = np.vstack([magnitude, np.zeros((1, magnitude.shape[1]))])
+    return magnitude[0::2] + magnitude[1::2]
+
+
+def paired_weight_scale(weight: np.ndarray) -> np.ndarray:
+    """Per-column scale that maps the column's largest pair sum to 127 (floored): rounded
+    levels then sum to at most 127 + 2 x 0.5 = :data:`PAIR_LIMIT` per pair."""
+    return np.maximum(pair_sums(weight).max(axis=0, initial=0.0) / PAIRED_WEIGHT_LEVEL, float(_TINY))
+
+
+def hadamard_block(channels: int, limit: int) -> int:
+    """The largest power of two <= ``limit`` that divides ``channels`` (0 below 8: no rotation)."""
+    block = 1
+    while block * 2 <= limit and channels % (block * 2) == 0:
+        block *= 2
+    return block if block >= 8 else 0
+
+
+def hadamard(block: int) -> np.ndarray:
+    """The orthonormal (and symmetric) Sylvester Hadamard matrix of size ``block``, a power of two."""
+    h = np.ones((1, 1))
+    while len(h) < block:
+        h = np.block([[h, h], [h, -h]])
+    return h / np.sqrt(block)
+
+
+def rotate_rows(matrix: np.ndarray, block: int) -> np.ndarray:
+    """R @ matrix for the block-diagonal Hadamard R (``matrix`` [K, ...], K a multiple of block)."""
+    m = np.asarray(matrix, dtype=np.float64)
+    blocks = m.reshape(len(m) // block, block, -1)
+    return np.einsum("ij,bjn->bin", hadamard(block), blocks).reshape(m.shape)
 
 
 def weight_matmuls(model: Any) -> list[str]:
@@ -161,8 +222,10 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
             continue
         if node.op_type != "MatMul":
             raise ValueError(f"{node.name} is a {node.op_type}, not a MatMul")
+        if spec.rotation and spec.offset is not None:
+            raise ValueError(f"{node.name}: a rotated activation is no longer non-negative; it cannot use an offset")
         activation = node.input[0]
-        key = (activation, (b"" if spec.smooth is None else spec.smooth.tobytes()) + repr(spec.offset).encode())
+        key = (activation, (b"" if spec.smooth is None else spec.smooth.tobytes()) + repr((spec.offset, spec.rotation)).encode())
         if key not in quantized:
             tag = f"{prefix}/a{len(quantized)}"
             quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec, tag, opset)
@@ -264,6 +327,8 @@ def _quantize_rows(
         inits.append(numpy_helper.from_array((1.0 / spec.smooth).astype(np.float32), f"{tag}/inv_smooth"))
         nodes.append(helper.make_node("Mul", [source, f"{tag}/inv_smooth"], [f"{tag}/smoothed"], name=f"{tag}/smooth"))
         source = f"{tag}/smoothed"
+    if spec.rotation:
+        source = _rotate(nodes, inits, source, spec.rotation, tag)
     magnitude = source
     if spec.offset is None:
         nodes.append(helper.make_node("Abs", [source], [f"{tag}/abs"], name=f"{tag}/abs"))
@@ -288,6 +353,23 @@ def _quantize_rows(
         nodes.append(helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], zero_point], [f"{tag}/q"],
                                       name=f"{tag}/q"))
     return f"{tag}/q", f"{tag}/scale"
+
+
+def _rotate(nodes: list[Any], inits: list[Any], source: str, block: int, tag: str) -> str:
+    """Append x -> x R (block-diagonal Hadamard): [..., K] -> [rows * K / b, b] @ H -> [..., K]."""
+    from onnx import helper, numpy_helper
+
+    inits.append(numpy_helper.from_array(hadamard(block).astype(np.float32), f"{tag}/hadamard"))
+    inits.append(numpy_helper.from_array(np.array([-1, block], dtype=np.int64), f"{tag}/blocks"))
+    nodes.extend(
+        [
+            helper.make_node("Shape", [source], [f"{tag}/shape"], name=f"{tag}/shape"),
+            helper.make_node("Reshape", [source, f"{tag}/blocks"], [f"{tag}/blocked"], name=f"{tag}/blocked"),
+            helper.make_node("MatMul", [f"{tag}/blocked", f"{tag}/hadamard"], [f"{tag}/spun"], name=f"{tag}/spin"),
+            helper.make_node("Reshape", [f"{tag}/spun", f"{tag}/shape"], [f"{tag}/rotated"], name=f"{tag}/rotated"),
+        ]
+    )
+    return f"{tag}/rotated"
 
 
 def _blocked_quantize(consts: Mapping[str, str], source: str, spec: RowQuantWeights, tag: str) -> list[Any]:
@@ -354,8 +436,8 @@ def _graph_inputs(graph: Any) -> set[str]:
 
 
 def saturation_free(model: Any) -> list[str]:
-    """Names of MatMulIntegerToFloat nodes whose integer pair sums could exceed int16 on AVX2
-    without VNNI (an empty list means the graph is portable).
+    """Names of MatMulIntegerToFloat nodes whose integer pair sums (weight rows 2i and 2i+1, as
+    vpmaddubsw adds them) could exceed int16 on AVX2 without VNNI (empty: the graph is portable).
 
     The largest uint8 activation is read from the graph itself: the zero point plus the level
     its per-row quantizer maps the row maximum to (the scale is Max(Mul(peak, 1 / level), tiny),
@@ -376,7 +458,7 @@ def saturation_free(model: Any) -> list[str]:
             unsafe.append(node.name)  # a computed weight or zero point cannot be bounded here
             continue
         top = min(255, int(zero) + _activation_level(node.input[0], producer, inits))
-        if 2 * top * int(np.abs(weight.astype(np.int32)).max(initial=0)) > _INT16_MAX:
+        if top * int(pair_sums(weight).max(initial=0)) > _INT16_MAX:
             unsafe.append(node.name)
     return unsafe
 
@@ -410,6 +492,9 @@ def reference_matmul(x: np.ndarray, spec: RowQuantWeights) -> np.ndarray:
         xs = xs - np.float32(spec.offset)
     if spec.smooth is not None:
         xs = xs * (np.float32(1.0) / spec.smooth).astype(np.float32)
+    if spec.rotation:
+        h = hadamard(spec.rotation).astype(np.float32)
+        xs = (xs.reshape(-1, spec.rotation) @ h).reshape(xs.shape)
     if spec.offset is None:
         peak = np.abs(xs).max(axis=-1, keepdims=True)
         scale = np.maximum(peak * np.float32(1.0 / ACTIVATION_LEVEL), _TINY).astype(np.float32)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._rowquant import WEIGHT_LEVEL, RowQuantWeights, quantize_weights
+from ._rowquant import PAIR_LIMIT, PAIRED_WEIGHT_LEVEL, WEIGHT_LEVEL, RowQuantWeights, quantize_weights
 
 __all__ = ["gptq_weights", "smoothing_factors"]
 
@@ -39,11 +39,17 @@ def smoothing_factors(channel_max: np.ndarray, weights: Sequence[np.ndarray], al
 
 def gptq_weights(
     weight: np.ndarray, gram: np.ndarray, smooth: np.ndarray | None = None, damp: float = DAMP,
-    level: int = WEIGHT_LEVEL,
+    level: int = WEIGHT_LEVEL, *, paired: bool = False,
 ) -> RowQuantWeights:
     """int8 levels for ``weight`` [K, N] (times ``smooth`` per row) that minimize the output
-    error on inputs with Gram matrix ``gram`` [K, K] (of the unsmoothed activations)."""
-    nearest = quantize_weights(weight, smooth, level)
+    error on inputs with Gram matrix ``gram`` [K, K] (of the unsmoothed activations).
+
+    ``paired``: the scales and range of ``quantize_weights(paired=True)``; a row rounded after
+    its partner (rows 2i and 2i+1) is clipped so that the pair stays within PAIR_LIMIT, since
+    the error feedback may have grown it past the pair sum the scale was set from."""
+    nearest = quantize_weights(weight, smooth, level, paired=paired)
+    if paired:
+        level = PAIRED_WEIGHT_LEVEL
     w = np.asarray(weight, dtype=np.float64).copy()
     h = np.asarray(gram, dtype=np.float64).copy()
     if smooth is not None:
@@ -59,16 +65,29 @@ def gptq_weights(
     h += damp * np.mean(np.diag(h)) * np.eye(len(h))
     upper = np.linalg.cholesky(np.linalg.inv(h)).T
     levels = np.empty_like(w)
+    done = np.zeros(len(w), dtype=bool)  # by original row
+    final = np.zeros_like(w)  # levels by original row, for the pair limit
     for start in range(0, len(w), _BLOCK):  # lazy batch updates: one matrix product per block
         stop = min(start + _BLOCK, len(w))
         block = w[start:stop].copy()
         errors = np.empty_like(block)
         for i in range(stop - start):
             row = start + i
-            levels[row] = np.clip(np.round(block[i] / scale), -level, level)
+            bound = _bound(level, paired, order[row], done, final)
+            levels[row] = np.clip(np.round(block[i] / scale), -bound, bound)
+            done[order[row]], final[order[row]] = True, levels[row]
             errors[i] = (block[i] - levels[row] * scale) / upper[row, row]
             block[i + 1 :] -= np.outer(upper[row, row + 1 : stop], errors[i])
         w[stop:] -= upper[start:stop, stop:].T @ errors
     out = np.empty_like(levels)
     out[order] = levels
     return RowQuantWeights(out.astype(np.int8), nearest.scale, nearest.smooth)
+
+
+def _bound(level: int, paired: bool, original: int, done: np.ndarray, final: np.ndarray) -> np.ndarray | int:
+    """The largest |level| row ``original`` may take: ``level``, or for paired weights less
+    once its partner row is rounded."""
+    partner = original ^ 1
+    if not paired or partner >= len(done) or not done[partner]:
+        return level
+    return np.minimum(level, PAIR_LIMIT - np.abs(final[partner]))
