@@ -36,7 +36,7 @@ from zsl_onnx_export.internals import (
 )
 
 
-# QuantConfig fields a guard report records; older reports lack the later ones (their defaults)
+# QuantConfig fields a guard report records (a report without rotation or paired_weights: their defaults)
 SETTINGS = ("smooth_alpha", "gptq", "unsigned", "rotation", "paired_weights")
 
 
@@ -72,7 +72,7 @@ def main() -> None:
     if guard is None:
         raise SystemExit(f"{args.bundle} has no int8 guard report (export it with int8)")
     template = manifest["hypothesis_template"]
-    labels_by = args.labels or manifest["variants"]["int8"].get("label_variant") or "int8"  # older bundles: int8
+    labels_by = args.labels or manifest["variants"]["int8"].get("label_variant") or "int8"  # no label_variant: int8
     guard_texts = [item.text for item in builtin_labelled()]
     sets = {"AG News": (ag_news(args.limit)[0], AG_LABELS, AG_TEMPLATE), "SST-2": (sst2_dev()[0], SST2_LABELS, SST2_TEMPLATE)}
     sets.update({f"guard {i}": (guard_texts, list(labels), template) for i, labels in enumerate(GUARD_LABEL_SETS)})

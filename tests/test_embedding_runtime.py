@@ -282,3 +282,41 @@ def test_hub_fetch_of_a_variant_includes_its_label_variant(tmp_path):
     (tmp_path / "zsl_onnx.json").write_text(json.dumps(LABEL_VARIANT_MANIFEST))
     assert _files_to_fetch(tmp_path, None, None, False, "org/model") == ["onnx/model_quantized.onnx", "onnx/model.onnx"]
     assert _files_to_fetch(tmp_path, None, "fp32", False, "org/model") == ["onnx/model.onnx"]
+
+
+def test_a_label_model_of_another_width_is_a_bundle_error():
+    class WideEncoder(FakeEncoder):
+        def run(self, names, feed):
+            (hidden,) = super().run(names, feed)
+            return [np.concatenate([hidden, hidden], axis=-1)]
+
+    clf = make(label_encoder=WideEncoder())
+    with pytest.raises(BundleError, match="label_variant names a file of another model"):
+        clf.similarities(TEXTS, LABELS)
+
+
+def test_a_missing_label_model_file_is_a_bundle_error_even_without_verify(tmp_path):
+    from zsl_onnx._bundle import read_bundle
+    from zsl_onnx._embedding import load_embedding_scorer
+
+    (tmp_path / "config.json").write_text(json.dumps({"max_position_embeddings": 64}))
+    BACKEND.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "zsl_onnx.json").write_text(json.dumps(LABEL_VARIANT_MANIFEST))
+    bundle = read_bundle(tmp_path)
+    label = bundle.label_file(bundle.variants["int8"])
+    assert label is not None and label.name == "fp32"
+    with pytest.raises(BundleError, match="missing: this variant encodes label hypotheses with it"):
+        load_embedding_scorer(bundle, tmp_path / "onnx" / "model_quantized.onnx", label_model_path=label.path,
+                              max_length=None, providers=None, threads=None, session_options=None)
+
+
+def test_a_manifest_without_label_variant_encodes_labels_with_the_variant_itself(tmp_path):
+    from zsl_onnx._bundle import read_bundle
+
+    manifest = {**LABEL_VARIANT_MANIFEST, "format_version": 2,
+                "variants": {"fp32": {"file": "onnx/model.onnx"}, "int8": {"file": "onnx/model_quantized.onnx"}}}
+    (tmp_path / "config.json").write_text("{}")
+    BACKEND.save(str(tmp_path / "tokenizer.json"))
+    (tmp_path / "zsl_onnx.json").write_text(json.dumps(manifest))
+    bundle = read_bundle(tmp_path)
+    assert bundle.label_file(bundle.variants["int8"]) is None  # one session, as format 2 bundles run

@@ -286,3 +286,49 @@ def test_a_rotated_activation_cannot_take_an_offset():
     spec = replace(specs_for(model, smooth=False)["mm2"], rotation=8, offset=0.0, offset_output=np.zeros(M, np.float32))
     with pytest.raises(ValueError, match="rotated"):
         rowquant(model, {"mm2": spec})
+
+
+def test_rotated_weights_stand_for_the_smoothed_weights_and_gptq_lowers_their_error():
+    from zsl_onnx_export._activations import ActivationStats
+    from zsl_onnx_export._quantize import QuantConfig, quantize_model
+    from zsl_onnx_export._rowquant import rotate_rows
+
+    model = two_layer_graph()
+    w3 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w3")).astype(np.float64)
+    x = inputs(rows=40, tokens=8, seed=3).reshape(-1, K)
+    stats = ActivationStats(np.zeros(K), np.zeros((K, K)))
+    stats.add(x)
+    rotated = {}
+    for gptq in (False, True):
+        config = QuantConfig("test", rotation=16, paired_weights=True, gptq=gptq, unsigned=False)
+        cache: dict = {}
+        quantize_model(model, ["mm3"], {"x": stats}, config, cache=cache)
+        (spec,) = cache.values()
+        assert spec.rotation == 16 and spec.smooth is not None
+        rotated[gptq] = spec
+    spec = rotated[True]
+    s = spec.smooth.astype(np.float64)
+    back = rotate_rows(spec.dequantized().astype(np.float64), 16)  # R is its own inverse
+    np.testing.assert_allclose(back, w3 * s[:, None], atol=2 * float(spec.scale.max()))
+
+    def error(spec):  # on the calibration rows, as the graph computes them: (x / s) R (R s W)
+        xr = rotate_rows(((x / s).T).astype(np.float64), 16).T
+        return float(np.linalg.norm(xr @ spec.dequantized() - x @ w3))
+
+    assert error(rotated[True]) < error(rotated[False])
+
+
+@OPSETS
+def test_rotated_rows_are_independent_of_their_batch_mates_bit_for_bit(opset):
+    from dataclasses import replace
+
+    from zsl_onnx_export._rowquant import rotate_rows
+
+    model = two_layer_graph(opset=opset)
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    spec = replace(quantize_weights(rotate_rows(weights["w3"], 16), paired=True), rotation=16)
+    rewritten = rowquant(model, {"mm3": spec})
+    x = inputs(rows=4, tokens=6)
+    together = run(rewritten, x)["z"]
+    for row in range(len(x)):
+        assert np.array_equal(run(rewritten, x[row : row + 1])["z"][0], together[row])

@@ -89,7 +89,7 @@ class EmbeddingScorer:
     ) -> None:
         self.tokenizer = tokenizer
         self.session = session
-        self.label_session = label_session or session  # encodes label hypotheses
+        self.label_session = label_session if label_session is not None else session  # encodes label hypotheses
         self.prompts = prompts
         self.scoring = scoring
         self._cache: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
@@ -142,7 +142,14 @@ class EmbeddingScorer:
     ) -> np.ndarray:
         """Raw cosine similarity [texts, labels]."""
         labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
-        return cosine_matrix(self.embed(texts, batch_size=batch_size, max_tokens=max_tokens), labels)
+        vectors = self.embed(texts, batch_size=batch_size, max_tokens=max_tokens)
+        if len(texts) and len(hypotheses) and vectors.shape[1] != labels.shape[1]:
+            raise BundleError(
+                f"The bundle's label model gives {labels.shape[1]}-dim vectors and its text model "
+                f"{vectors.shape[1]}-dim ones: its label_variant names a file of another model. "
+                "Re-download or re-export the bundle."
+            )
+        return cosine_matrix(vectors, labels)
 
     def label_scores(
         self,
@@ -170,6 +177,11 @@ def load_embedding_scorer(
 ) -> EmbeddingScorer:
     """Tokenizer, sessions and settings of an embedding bundle, from its files and manifest;
     ``label_model_path``: another model file that encodes the label hypotheses."""
+    if label_model_path is not None and not label_model_path.is_file():
+        raise BundleError(
+            f"{label_model_path} is missing: this variant encodes label hypotheses with it (the "
+            "manifest's label_variant). Re-download or re-export the bundle."
+        )
     manifest = bundle.manifest or {}
     settings = embedding_settings(manifest)
     limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
@@ -186,6 +198,7 @@ def load_embedding_scorer(
     def open_session(path: Path) -> EmbeddingSession:
         session = create_session(path, providers=providers, threads=threads, session_options=session_options)
         return EmbeddingSession(session, settings.pooling)
+
 
     return EmbeddingScorer(
         tokenizer,

@@ -223,7 +223,8 @@ def _write(job: ExportJob, variants: dict[str, Any]) -> None:
     options = job.options
     job.manifest = {
         "format": MANIFEST_FORMAT,
-        "format_version": EMBEDDING_MANIFEST_VERSION,
+        # 3 only where a reader must know label_variant; an fp32-only bundle stays readable by 2
+        "format_version": EMBEDDING_MANIFEST_VERSION if any("label_variant" in v for v in variants.values()) else 2,
         "kind": "embedding",
         "source": {"model": str(options.model), "requested_revision": options.revision, "revision": job.resolved_revision},
         "hypothesis_template": options.template,
