@@ -438,3 +438,12 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
     assert all(0.0 <= r["AG News agreement"] <= 1.0 and r["SST-2 shift_rms"] >= 0.0 for r in rows)
     rates = json.loads((tmp_path / "embedding_variants.json").read_text())["rates"]
     assert set(rates) == {"fp32", "int8"} and all(r["passes"] == 1 and r["best_texts_per_s"] > 0 for r in rates.values())
+
+
+def test_backoff_keeps_the_most_drift_per_weight_in_fp32_first():
+    from zsl_onnx_export._embedding_guard import by_drift_per_weight
+
+    drift = {"ffn_in": 0.004, "value": 0.002, "key": 0.0002, "ffn_out": 0.006}
+    size = {"ffn_in": 4, "value": 1, "key": 1, "ffn_out": 4}
+    # the value projection moves the vectors half as much as ffn_in but holds a quarter of its weights
+    assert by_drift_per_weight(drift, size) == ["value", "ffn_out", "ffn_in", "key"]

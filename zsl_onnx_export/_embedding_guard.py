@@ -205,8 +205,12 @@ def _rank_nodes(
         _remove(target)
         save_model(quantizer.build(config, only_nodes=[node]), target, external_data=external_data)
         drift[node] = float(np.mean(1.0 - np.sum(vectors(target) * reference, axis=1)))
-    size = {node: quantizer.weights(config, node).levels.size for node in quantizer.nodes}
-    return sorted(quantizer.nodes, key=lambda node: -drift[node] / size[node])
+    return by_drift_per_weight(drift, {node: quantizer.weights(config, node).levels.size for node in quantizer.nodes})
+
+
+def by_drift_per_weight(drift: dict[str, float], size: dict[str, int]) -> list[str]:
+    """Node names, most drift per weight first (ties keep the given order)."""
+    return sorted(drift, key=lambda node: -drift[node] / size[node])
 
 
 def _statistics(
