@@ -118,12 +118,8 @@ def speed(args: argparse.Namespace) -> None:
     for round_ in range(args.rounds):
         for count in counts:
             for kind, bundle, variant in models[round_ % 2:] + models[: round_ % 2]:
-                clf = ZeroShotClassifier.from_pretrained(bundle, variant=variant, threads=args.threads)
-                chosen[kind] = clf.variant
-                clf(texts[:2], ["warm-up"])  # first-run allocations out; the timed label set is still new
-                start = time.perf_counter()
-                clf(texts, SPEED_LABELS[:count])
-                times[(kind, count)].append(time.perf_counter() - start)
+                seconds, chosen[kind] = timed_call(bundle, variant, args.threads, texts, count)
+                times[(kind, count)].append(seconds)
     for count in counts:
         ratios = [n / e for e, n in zip(times[("embedding", count)], times[("nli", count)])]
         for kind, bundle, _ in models:
@@ -163,15 +159,20 @@ def flatness(args: argparse.Namespace, texts: list[str]) -> float:
     not its speed after a short one."""
     ratios = []
     for _ in range(args.rounds):
-        elapsed = {}
-        for count in (5, 50):
-            clf = ZeroShotClassifier.from_pretrained(args.bundle, variant=args.variant, threads=args.threads)
-            clf(texts[:2], ["warm-up"])
-            start = time.perf_counter()
-            clf(texts, SPEED_LABELS[:count])
-            elapsed[count] = time.perf_counter() - start
-        ratios.append(elapsed[5] / elapsed[50])
+        five, _ = timed_call(args.bundle, args.variant, args.threads, texts, 5)
+        fifty, _ = timed_call(args.bundle, args.variant, args.threads, texts, 50)
+        ratios.append(five / fifty)
     return statistics.median(ratios)
+
+
+def timed_call(bundle: Path, variant: str | None, threads: int, texts: list[str], labels: int) -> tuple[float, str]:
+    """(seconds, variant) of one call of a fresh classifier on ``texts`` x the first ``labels``
+    speed labels, label encoding included."""
+    clf = ZeroShotClassifier.from_pretrained(bundle, variant=variant, threads=threads)
+    clf(texts[:2], ["warm-up"])  # first-run allocations out; the timed label set is still new
+    start = time.perf_counter()
+    clf(texts, SPEED_LABELS[:labels])
+    return time.perf_counter() - start, clf.variant
 
 
 def variants(args: argparse.Namespace) -> None:

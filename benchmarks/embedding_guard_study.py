@@ -111,7 +111,8 @@ def main() -> None:
              f"{r['SST-2 shift_rms']:.4f} |" for r in rows]
     markdown = (f"Embedding int8 guard vs real text: {manifest['source']['model']}, every candidate the guard tried "
                 f"(texts through int8, label hypotheses through {labels_by}); AG News first {args.limit}, SST-2 dev. "
-                f"Median fp32 margin: AG News {margins['AG News']:.3f}, SST-2 {margins['SST-2']:.3f}, guard decisions {margins['guard']:.3f}\n\n{header}\n" + "\n".join(lines))
+                f"Median fp32 margin: AG News {margins['AG News']:.3f}, SST-2 {margins['SST-2']:.3f}, "
+                f"guard decisions {margins['guard']:.3f}\n\n{header}\n" + "\n".join(lines))
     write_results("embedding_guard_study", {"environment": environment(args.threads), "margins": margins,
                                             "label_variant": labels_by, "rows": rows},
                   markdown, args.results_dir)

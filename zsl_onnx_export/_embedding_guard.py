@@ -130,9 +130,8 @@ def guard_int8(
     from ``statistics_texts`` and the label hypotheses; each is judged on ``texts`` (held out
     from the statistics). If no candidate passes, the first is retried with the MatMuls that
     move the vectors most per weight kept in fp32 (``backoff_counts``, ``_rank_nodes``). The
-    first whose expected agreement
-    reaches ``min_agreement`` is left at ``target`` (with ``keep_lossy``, the most faithful one
-    when none passes)."""
+    first whose expected agreement reaches ``min_agreement`` is left at ``target`` (with
+    ``keep_lossy``, the most faithful one when none passes)."""
     import onnx
 
     say = progress or (lambda message: None)

@@ -225,7 +225,8 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
         if spec.rotation and spec.offset is not None:
             raise ValueError(f"{node.name}: a rotated activation is no longer non-negative; it cannot use an offset")
         activation = node.input[0]
-        key = (activation, (b"" if spec.smooth is None else spec.smooth.tobytes()) + repr((spec.offset, spec.rotation)).encode())
+        smoothing = b"" if spec.smooth is None else spec.smooth.tobytes()
+        key = (activation, smoothing + repr((spec.offset, spec.rotation)).encode())
         if key not in quantized:
             tag = f"{prefix}/a{len(quantized)}"
             quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec, tag, opset)
