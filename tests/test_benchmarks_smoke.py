@@ -90,9 +90,12 @@ def test_int8_error_sources_compares_rounding_and_activation_error(tiny_bert: Ti
 
 def test_bench_int8_compares_fidelity_and_paired_speed(tiny_bert: TinyModel, tmp_path: Path) -> None:
     run_script("bench_int8.py", "--bundle", tiny_bert.bundle, "--threads", 1, "--sick-limit", 8, "--news", 6,
-               "--chunk", 3, "--repeats", 2, "--results-dir", tmp_path)
+               "--chunk", 3, "--repeats", 2, "--compare", tiny_bert.bundle, "--results-dir", tmp_path)
     rows = {r["backend"]: r for r in json.loads((tmp_path / "int8.json").read_text())["rows"]}
-    assert set(rows) == {"fp32", "int8 (per-row, guarded)", "int8 (onnxruntime dynamic, default)"}
+    other = f"int8 ({tiny_bert.bundle.name})"  # --compare: another export's int8 in the same run
+    assert set(rows) == {"fp32", "int8 (per-row, guarded)", "int8 (onnxruntime dynamic, default)", other}
+    assert rows[other]["sick_agreement"] == rows["int8 (per-row, guarded)"]["sick_agreement"]  # the same file
+    assert rows["fp32"]["sick_mean_abs_logit_diff"] == 0.0 < rows["int8 (per-row, guarded)"]["sick_mean_abs_logit_diff"]
     assert rows["int8 (per-row, guarded)"]["alone_vs_batched_max_abs_diff"] == 0.0  # bitwise batch-independent
     for row in rows.values():
         assert row["passes"] == 2 * 2  # 6 texts in chunks of 3, twice each

@@ -332,3 +332,74 @@ def test_rotated_rows_are_independent_of_their_batch_mates_bit_for_bit(opset):
     together = run(rewritten, x)["z"]
     for row in range(len(x)):
         assert np.array_equal(run(rewritten, x[row : row + 1])["z"][0], together[row])
+
+
+def static_specs(model: onnx.ModelProto, x: np.ndarray) -> dict[str, RowQuantWeights]:
+    """mm1 and mm3 (both read x) share one calibrated scale, set below x's true range so that the
+    largest values saturate; mm2 keeps per-row scales."""
+    from dataclasses import replace
+
+    specs = specs_for(model, smooth=True)
+    peak = float(np.abs(x * (1.0 / specs["mm1"].smooth)).max())
+    scale = 0.8 * peak / 127
+    return {**specs, "mm1": replace(specs["mm1"], static_scale=scale), "mm3": replace(specs["mm3"], static_scale=scale)}
+
+
+@OPSETS
+def test_a_static_scale_matches_the_numpy_reference_saturates_and_takes_the_bias_into_the_gemm(opset):
+    model = two_layer_graph(opset=opset)
+    del model.graph.output[:]  # h1 no longer read outside: its bias Add can move into the GEMM
+    model.graph.output.extend([helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("a1", "y", "z")])
+    x = inputs()
+    specs = static_specs(model, x)
+    rewritten = rowquant(model, specs)
+    nodes = {n.name: n for n in rewritten.graph.node}
+    assert "add1" not in nodes and "add2" in nodes  # static mm1 took its bias; per-row mm2 cannot
+    assert nodes["mm1/int8"].input[6] == "b1" and len(nodes["mm3/int8"].input) == 5  # mm3 has no bias
+    shared = [n for n in rewritten.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(shared) == 2, "mm1 and mm3 share one quantization of x; mm2 has its own"
+    assert [n.op_type for n in rewritten.graph.node].count("ReduceMax") == 1  # only mm2's row maxima
+    assert saturation_free(rewritten) == []
+    out = run(rewritten, x)
+    bias = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for produced, expected in (("a1", reference_matmul(x, specs["mm1"]) + bias["b1"]), ("z", reference_matmul(x, specs["mm3"]))):
+        np.testing.assert_allclose(out[produced], expected, rtol=2e-6, atol=2e-6 * np.abs(expected).max())
+    exact = x @ bias["w3"]
+    assert np.abs(out["z"] - exact).max() < 0.05 * np.abs(exact).max()  # saturation clips only the outliers
+
+
+@OPSETS
+def test_rows_with_a_static_scale_are_independent_of_their_batch_mates_bit_for_bit(opset):
+    model = two_layer_graph(opset=opset)
+    x = inputs(rows=6, tokens=9)
+    rewritten = rowquant(model, static_specs(model, x))
+    alone = [run(rewritten, x[i : i + 1]) for i in range(len(x))]
+    order = np.random.default_rng(8).permutation(len(x))
+    batched = run(rewritten, x[order])
+    for row, index in enumerate(order):
+        assert all(np.array_equal(batched[name][row], alone[index][name][0]) for name in ("y", "z"))
+    loud = x.copy()
+    loud[1:] *= 1000  # saturating mates change nothing for row 0
+    assert np.array_equal(run(rewritten, loud)["z"][0], alone[0]["z"][0])
+
+
+def test_static_scales_go_to_activations_that_several_matmuls_read():
+    from zsl_onnx_export._activations import ActivationStats
+    from zsl_onnx_export._quantize import QuantConfig, RowQuantizer, static_scale
+
+    model = two_layer_graph()
+    x = inputs(rows=8, tokens=6).reshape(-1, K)
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    stats = {}
+    for name, rows in (("x", x), ("r1", np.maximum(x @ weights["w1"] + weights["b1"], 0))):
+        stats[name] = ActivationStats(np.zeros(rows.shape[1]), np.zeros((rows.shape[1], rows.shape[1])))
+        stats[name].add(rows)
+    quantizer = RowQuantizer(model, stats)
+    config = QuantConfig("static", static_shared=True)
+    mm1, mm2, mm3 = (quantizer.weights(config, n) for n in ("mm1", "mm2", "mm3"))
+    assert mm1.static_scale is not None and mm1.static_scale == mm3.static_scale
+    assert mm2.static_scale is None and mm2.offset is not None  # read by one MatMul: per-row, lifted
+    expected = float((stats["x"].channel_max / mm1.smooth).max()) / 127
+    assert mm1.static_scale == pytest.approx(expected, rel=1e-6) == static_scale(stats["x"].channel_max, mm1.smooth)
+    plain = quantizer.weights(QuantConfig("per-row"), "mm1")
+    assert plain.static_scale is None and np.array_equal(plain.levels, mm1.levels)  # same weights either way

@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--quantize",
         choices=["dynamic", "none"],
         default="dynamic",
-        help="dynamic: an int8 variant whose activation scales are computed at run time, one per token row, "
-        "kept only if the accuracy guard passes it (default); none: fp32 only",
+        help="dynamic: an int8 variant that quantizes each token row on its own (its scale computed at run "
+        "time, or calibrated at export for the attention input), kept only if the accuracy guard passes it "
+        "(default); none: fp32 only",
     )
     guard = parser.add_argument_group("int8 accuracy guard")
     guard.add_argument(

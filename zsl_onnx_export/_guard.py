@@ -1,11 +1,11 @@
 """The int8 accuracy guard: try per-row int8 candidates, keep the first that agrees with fp32.
 
-Every candidate is per-row int8 (``_rowquant``): batch-independent, and with 7-bit-safe
-weights, so any accepted graph has exact integer products on AVX2, AVX512-VNNI and AMX CPUs
+Every candidate quantizes each activation row on its own (``_rowquant``): batch-independent,
+and with 7-bit-safe weights, so any accepted graph has exact integer products on AVX2, AVX512-VNNI and AMX CPUs
 (:func:`_rowquant.saturation_free` is checked before a candidate is scored). Order: the base
 candidates (every weight MatMul in int8); if none passes, each MatMul is quantized alone and
-ranked by how far it moves the logits on the ranking pairs, and the first base is retried with
-the top 1, 2, 4, 8, ... MatMuls kept in fp32, up to half of them; after the first pass,
+ranked by how far it moves the logits on the ranking pairs, and the last (most faithful) base
+is retried with the top 1, 2, 4, 8, ... MatMuls kept in fp32, up to half of them; after the first pass,
 bisection finds the fewest fp32 MatMuls that still pass. Pass/fail is top-1 agreement with
 the fp32 model on the held-out pairs, which never influence statistics or the ranking.
 
@@ -228,7 +228,7 @@ def search_int8(
             if (result := attempt(config)).passed:
                 return choose(result)
         if candidates:
-            start = candidates[0]
+            start = candidates[-1]
             ordered = _rank_nodes(quantizer, start, runner, calibration, reference, report, work, external_data, say)
             best = _back_off(attempt, start, ordered)
             if best is not None:

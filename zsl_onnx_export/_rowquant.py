@@ -38,8 +38,14 @@ weight rows by R (R is symmetric and orthogonal, so x W = (x R)(R W)). The rotat
 a few large channels over their block, so a row's maximum, which sets its int8 step, is closer
 to its typical value. It costs one small fp32 MatMul (b wide) per quantized activation.
 
-The bias stays the graph's own ``Add`` after the MatMul: MatMulIntegerToFloat's fused bias
-input would be scaled by the per-row activation scale as well.
+``static_scale`` (optional) replaces the row scale with one calibrated scale S for the
+activation, so the chain is a single Mul (by 1 / (smooth * S), one constant) and a
+QuantizeLinear with a unit scale; values beyond the calibrated range saturate. A row still
+depends on that row alone. With a scalar activation scale, onnxruntime applies the scales and
+the bias inside the GEMM's output loop, so the graph's bias ``Add`` is folded into
+MatMulIntegerToFloat too. With a per-row scale it cannot be: that kernel would scale a fused
+bias by the row scale as well, so the bias stays the graph's own ``Add`` after the MatMul
+(and the row scale is applied in a separate pass over the output).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ __all__ = [
     "reference_matmul",
     "rowquant",
     "saturation_free",
+    "static_multiplier",
     "weight_matmuls",
 ]
 
@@ -98,6 +105,7 @@ class RowQuantWeights:
     offset: float | None = None  # floor of a non-negative activation: x - offset uses uint8 [0, 255]
     offset_output: np.ndarray | None = None  # float32 [N]: offset * column sums of W, added back
     rotation: int = 0  # Hadamard block size applied to the smoothed activation (0: none)
+    static_scale: float | None = None  # one calibrated activation scale S instead of per-row scales
 
     def dequantized(self) -> np.ndarray:
         """The fp32 weight this stands for, on smoothed (and rotated) activations."""
@@ -224,9 +232,11 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
             raise ValueError(f"{node.name} is a {node.op_type}, not a MatMul")
         if spec.rotation and spec.offset is not None:
             raise ValueError(f"{node.name}: a rotated activation is no longer non-negative; it cannot use an offset")
+        if spec.static_scale is not None and (spec.rotation or spec.offset is not None):
+            raise ValueError(f"{node.name}: a static activation scale takes neither a rotation nor an offset")
         activation = node.input[0]
         smoothing = b"" if spec.smooth is None else spec.smooth.tobytes()
-        key = (activation, smoothing + repr((spec.offset, spec.rotation)).encode())
+        key = (activation, smoothing + repr((spec.offset, spec.rotation, spec.static_scale)).encode())
         if key not in quantized:
             tag = f"{prefix}/a{len(quantized)}"
             quantized[key] = _quantize_rows(new_nodes, new_inits, consts, activation, spec, tag, opset)
@@ -249,7 +259,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
             new_inits.append(numpy_helper.from_array(spec.offset_output.astype(np.float32), f"{base}/offset_output"))
             new_nodes.append(helper.make_node("Add", [product, f"{base}/offset_output"], [node.output[0]], name=f"{base}/unshift"))
     del graph.node[:]
-    graph.node.extend(_fold_into_bias(new_nodes, new_inits, graph))
+    graph.node.extend(_fuse_static_bias(_fold_into_bias(new_nodes, new_inits, graph), new_inits, graph))
     graph.initializer.extend(new_inits)
     _drop_unused_initializers(graph)
     return out
@@ -285,6 +295,35 @@ def _fold_into_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[Any]
     return [node for node in nodes if id(node) not in dropped]
 
 
+def _fuse_static_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[Any]:
+    """Move the bias ``Add`` after a MatMulIntegerToFloat with a scalar (static) activation
+    scale into the node's bias input, where the GEMM's output loop adds it: one pass over the
+    output fewer. Only a bias the Add alone reads from a [N] initializer qualifies."""
+    from onnx import numpy_helper
+
+    values = {i.name: i for i in [*graph.initializer, *inits]}
+    readers: dict[str, list[Any]] = {}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    dropped: set[int] = set()
+    for node in nodes:
+        if node.op_type != _INTEGER_MATMUL or not node.input[2].endswith("/static_scale") or len(node.input) > 5:
+            continue
+        after = readers.get(node.output[0], [])
+        if len(after) != 1 or after[0].op_type != "Add" or node.output[0] in outputs:
+            continue
+        other = [name for name in after[0].input if name != node.output[0]]
+        columns = numpy_helper.to_array(values[node.input[1]]).shape[-1] if node.input[1] in values else None
+        if len(other) != 1 or other[0] not in values or numpy_helper.to_array(values[other[0]]).shape != (columns,):
+            continue
+        node.input.extend(["", other[0]])  # no weight zero point, then the bias
+        node.output[0] = after[0].output[0]
+        dropped.add(id(after[0]))
+    return [node for node in nodes if id(node) not in dropped]
+
+
 def _constants(inits: list[Any], prefix: str) -> dict[str, str]:
     from onnx import numpy_helper
 
@@ -316,9 +355,12 @@ def _quantize_rows(
     """Append the per-row quantization of ``activation``; returns (uint8 rows, scale [..., 1]).
 
     Signed activations: symmetric, zero point 128. Non-negative ones (``spec.offset``): x minus
-    the floor, zero point 0, levels [0, 255], and no Abs needed for the row maximum."""
+    the floor, zero point 0, levels [0, 255], and no Abs needed for the row maximum. A
+    ``static_scale``: the same scale for every row (returned as a scalar)."""
     from onnx import helper, numpy_helper
 
+    if spec.static_scale is not None:
+        return _static_quantize(nodes, inits, consts, activation, spec, tag)
     source = activation
     if spec.offset is not None:
         inits.append(numpy_helper.from_array(np.array(spec.offset, dtype=np.float32), f"{tag}/offset"))
@@ -354,6 +396,29 @@ def _quantize_rows(
         nodes.append(helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], zero_point], [f"{tag}/q"],
                                       name=f"{tag}/q"))
     return f"{tag}/q", f"{tag}/scale"
+
+
+def static_multiplier(spec: RowQuantWeights) -> np.ndarray:
+    """The one constant a static chain multiplies its activation by: 1 / (smooth * S)."""
+    assert spec.static_scale is not None
+    inverse = np.float64(1.0) / np.float64(spec.static_scale)
+    if spec.smooth is None:
+        return np.array(inverse, dtype=np.float32)
+    return (inverse / spec.smooth.astype(np.float64)).astype(np.float32)
+
+
+def _static_quantize(
+    nodes: list[Any], inits: list[Any], consts: Mapping[str, str], activation: str, spec: RowQuantWeights, tag: str
+) -> tuple[str, str]:
+    """x * (1 / (smooth * S)), then QuantizeLinear with a unit scale: returns (uint8, scalar S)."""
+    from onnx import helper, numpy_helper
+
+    inits.append(numpy_helper.from_array(static_multiplier(spec), f"{tag}/static_multiplier"))
+    inits.append(numpy_helper.from_array(np.array(spec.static_scale, dtype=np.float32), f"{tag}/static_scale"))
+    nodes.append(helper.make_node("Mul", [activation, f"{tag}/static_multiplier"], [f"{tag}/unit"], name=f"{tag}/unit"))
+    nodes.append(helper.make_node("QuantizeLinear", [f"{tag}/unit", consts["one"], consts["zero_point"]], [f"{tag}/q"],
+                                  name=f"{tag}/q"))
+    return f"{tag}/q", f"{tag}/static_scale"
 
 
 def _rotate(nodes: list[Any], inits: list[Any], source: str, block: int, tag: str) -> str:
@@ -488,6 +553,10 @@ def _activation_level(q_name: str, producer: Mapping[str, Any], inits: Mapping[s
 
 def reference_matmul(x: np.ndarray, spec: RowQuantWeights) -> np.ndarray:
     """numpy model of one rewritten MatMul (without its bias): what the graph must compute."""
+    if spec.static_scale is not None:
+        q = np.clip(np.round(x.astype(np.float32) * static_multiplier(spec)), -ACTIVATION_LEVEL - 1, ACTIVATION_LEVEL)
+        acc = q.astype(np.int64) @ spec.levels.astype(np.int64)
+        return (acc.astype(np.float32) * (np.float32(spec.static_scale) * spec.scale)).astype(np.float32)
     xs = x.astype(np.float32)
     if spec.offset is not None:
         xs = xs - np.float32(spec.offset)
