@@ -5,7 +5,7 @@ Usage (from the repository root):
         [--sick-limit N] [--compare OTHER_BUNDLE] [--results-dir benchmarks/results]
 
 BUNDLE is a zsl-export output of the trained fixture (../shared/fixtures/minilm-l6-sick-nli).
-Backends: the bundle's fp32, its int8 (the guard's per-row int8), and onnxruntime's
+Backends: the bundle's fp32, its int8 (the guard's choice, labelled per-row), and onnxruntime's
 ``quantize_dynamic`` with default settings on the same fp32 graph (one activation scale per
 tensor per batch: what most ONNX ports ship), for comparison; with ``--compare``, another
 export's int8 too (an older scheme, say: one interleaved run compares them on the same machine

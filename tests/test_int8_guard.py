@@ -121,6 +121,9 @@ def test_guard_keeps_the_first_candidate_that_passes(bert_guard_inputs, tmp_path
     assert ops.count("MatMulIntegerToFloat") == len(weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx"))))
     assert "DynamicQuantizeLinear" not in ops  # no per-tensor (batch-wide) activation scales
     assert saturation_free(chosen) == []
+    # the first candidate's calibrated attention-input scale: query/key/value take their bias in the GEMM
+    fused = [n for n in chosen.graph.node if n.op_type == "MatMulIntegerToFloat" and len(n.input) == 7]
+    assert fused and all(n.name.split("/")[-3] in ("query", "key", "value") for n in fused)
 
 
 def test_guard_scores_through_the_runtime_loop(bert_guard_inputs, tmp_path):

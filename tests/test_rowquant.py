@@ -18,6 +18,7 @@ from zsl_onnx_export._rowquant import (  # noqa: E402
     reference_matmul,
     rowquant,
     saturation_free,
+    static_multiplier,
     weight_matmuls,
 )
 from zsl_onnx_export._weight_rounding import gptq_weights, smoothing_factors  # noqa: E402
@@ -339,10 +340,13 @@ def static_specs(model: onnx.ModelProto, x: np.ndarray) -> dict[str, RowQuantWei
     largest values saturate; mm2 keeps per-row scales."""
     from dataclasses import replace
 
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     specs = specs_for(model, smooth=True)
-    peak = float(np.abs(x * (1.0 / specs["mm1"].smooth)).max())
+    factors = specs["mm1"].smooth
+    peak = float(np.abs(x * (1.0 / factors)).max())
     scale = 0.8 * peak / 127
-    return {**specs, "mm1": replace(specs["mm1"], static_scale=scale), "mm3": replace(specs["mm3"], static_scale=scale)}
+    paired = {n: quantize_weights(weights[w], factors, paired=True) for n, w in (("mm1", "w1"), ("mm3", "w3"))}
+    return {**specs, **{n: replace(spec, static_scale=scale) for n, spec in paired.items()}}
 
 
 @OPSETS
@@ -359,7 +363,9 @@ def test_a_static_scale_matches_the_numpy_reference_saturates_and_takes_the_bias
     shared = [n for n in rewritten.graph.node if n.op_type == "QuantizeLinear"]
     assert len(shared) == 2, "mm1 and mm3 share one quantization of x; mm2 has its own"
     assert [n.op_type for n in rewritten.graph.node].count("ReduceMax") == 1  # only mm2's row maxima
-    assert saturation_free(rewritten) == []
+    assert saturation_free(rewritten) == []  # 8-bit paired weights: any uint8 activation stays exact
+    units = x * static_multiplier(specs["mm1"])
+    assert np.abs(units).max() > 128 and np.mean(np.abs(units) > 127.5) < 0.01  # a few values saturate
     out = run(rewritten, x)
     bias = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     for produced, expected in (("a1", reference_matmul(x, specs["mm1"]) + bias["b1"]), ("z", reference_matmul(x, specs["mm3"]))):
@@ -403,3 +409,20 @@ def test_static_scales_go_to_activations_that_several_matmuls_read():
     assert mm1.static_scale == pytest.approx(expected, rel=1e-6) == static_scale(stats["x"].channel_max, mm1.smooth)
     plain = quantizer.weights(QuantConfig("per-row"), "mm1")
     assert plain.static_scale is None and np.array_equal(plain.levels, mm1.levels)  # same weights either way
+
+
+def test_a_bias_add_stays_when_a_subgraph_reads_the_matmul_output():
+    """An If body that reads the MatMul's own output pins it: fusing the bias would remove it."""
+    model = two_layer_graph()
+    del model.graph.output[:]
+    model.graph.output.extend([helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "g")])
+    body = helper.make_graph([helper.make_node("Identity", ["h1"], ["g_body"])], "body", [],
+                             [helper.make_tensor_value_info("g_body", TensorProto.FLOAT, None)])
+    model.graph.initializer.append(numpy_helper.from_array(np.array(True), "cond"))
+    model.graph.node.append(helper.make_node("If", ["cond"], ["g"], then_branch=body, else_branch=body))
+    x = inputs()
+    rewritten = rowquant(model, static_specs(model, x))
+    assert "add1" in {n.name for n in rewritten.graph.node}
+    out = run(rewritten, x)
+    expected = reference_matmul(x, static_specs(model, x)["mm1"])
+    np.testing.assert_allclose(out["g"], expected, rtol=2e-6, atol=2e-6 * np.abs(expected).max())

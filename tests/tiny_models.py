@@ -90,6 +90,10 @@ def build_model(
     torch.manual_seed(seed)
     model_class = getattr(transformers, _MODEL_CLASSES[family])
     model = model_class(config).eval()
+    with torch.no_grad():  # trained checkpoints have non-zero biases; all-zero ones export as shared constants
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear) and module.bias is not None:
+                module.bias.normal_(0.0, 0.02)
     model.save_pretrained(output)
     return output
 

@@ -1,13 +1,14 @@
-"""The int8 accuracy guard: try per-row int8 candidates, keep the first that agrees with fp32.
+"""The int8 accuracy guard: try int8 candidates, keep the first that agrees with fp32.
 
 Every candidate quantizes each activation row on its own (``_rowquant``): batch-independent,
-and with 7-bit-safe weights, so any accepted graph has exact integer products on AVX2, AVX512-VNNI and AMX CPUs
-(:func:`_rowquant.saturation_free` is checked before a candidate is scored). Order: the base
-candidates (every weight MatMul in int8); if none passes, each MatMul is quantized alone and
-ranked by how far it moves the logits on the ranking pairs, and the last (most faithful) base
-is retried with the top 1, 2, 4, 8, ... MatMuls kept in fp32, up to half of them; after the first pass,
-bisection finds the fewest fp32 MatMuls that still pass. Pass/fail is top-1 agreement with
-the fp32 model on the held-out pairs, which never influence statistics or the ranking.
+and with AVX2-safe weights, so any accepted graph has exact integer products on AVX2,
+AVX512-VNNI and AMX CPUs (:func:`_rowquant.saturation_free` is checked before a candidate is
+scored). Order: the base candidates (every weight MatMul in int8); if none passes, each MatMul
+is quantized alone and ranked by how far it moves the logits on the ranking pairs, and the
+last base (per-row scales everywhere) is retried with the top 1, 2, 4, 8, ... MatMuls kept in
+fp32, up to half of them; after the first pass, bisection finds the fewest fp32 MatMuls that
+still pass. Pass/fail is top-1 agreement with the fp32 model on the held-out pairs, which
+never influence statistics or the ranking.
 
 Candidates run through the runtime's own inference loop (``run_encodings``, with the
 classifier's batch size and CPU token cap), so the guard measures what users get. Speeds come

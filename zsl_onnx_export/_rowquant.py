@@ -228,12 +228,7 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
         if spec is None:
             new_nodes.append(node)
             continue
-        if node.op_type != "MatMul":
-            raise ValueError(f"{node.name} is a {node.op_type}, not a MatMul")
-        if spec.rotation and spec.offset is not None:
-            raise ValueError(f"{node.name}: a rotated activation is no longer non-negative; it cannot use an offset")
-        if spec.static_scale is not None and (spec.rotation or spec.offset is not None):
-            raise ValueError(f"{node.name}: a static activation scale takes neither a rotation nor an offset")
+        _check_spec(node, spec)
         activation = node.input[0]
         smoothing = b"" if spec.smooth is None else spec.smooth.tobytes()
         key = (activation, smoothing + repr((spec.offset, spec.rotation, spec.static_scale)).encode())
@@ -265,21 +260,26 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     return out
 
 
+def _check_spec(node: Any, spec: RowQuantWeights) -> None:
+    if node.op_type != "MatMul":
+        raise ValueError(f"{node.name} is a {node.op_type}, not a MatMul")
+    if spec.rotation and spec.offset is not None:
+        raise ValueError(f"{node.name}: a rotated activation is no longer non-negative; it cannot use an offset")
+    if spec.static_scale is not None and (spec.rotation or spec.offset is not None):
+        raise ValueError(f"{node.name}: a static activation scale takes neither a rotation nor an offset")
+
+
 def _fold_into_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[Any]:
     """Merge each ``unshift`` Add into the bias Add that alone reads its output (one pass over
     the output instead of two); where there is no such bias Add, the unshift Add stays."""
     from onnx import numpy_helper
 
     values = {i.name: i for i in [*graph.initializer, *inits]}
-    readers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
+    readers, pinned = _readers_and_pinned(nodes, graph)
     dropped: set[int] = set()
     for node in nodes:
         after = readers.get(node.output[0], [])
-        if not node.name.endswith("/unshift") or len(after) != 1 or after[0].op_type != "Add" or node.output[0] in outputs:
+        if not node.name.endswith("/unshift") or len(after) != 1 or after[0].op_type != "Add" or node.output[0] in pinned:
             continue
         other = [name for name in after[0].input if name != node.output[0]]
         if len(other) != 1 or other[0] not in values:
@@ -302,17 +302,14 @@ def _fuse_static_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[An
     from onnx import numpy_helper
 
     values = {i.name: i for i in [*graph.initializer, *inits]}
-    readers: dict[str, list[Any]] = {}
-    for node in nodes:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
-    outputs = {o.name for o in graph.output}
+    readers, pinned = _readers_and_pinned(nodes, graph)
     dropped: set[int] = set()
     for node in nodes:
-        if node.op_type != _INTEGER_MATMUL or not node.input[2].endswith("/static_scale") or len(node.input) > 5:
+        scale = values.get(node.input[2]) if node.op_type == _INTEGER_MATMUL else None
+        if scale is None or int(np.prod(scale.dims)) != 1 or len(node.input) > 5:  # per-row scales are computed
             continue
         after = readers.get(node.output[0], [])
-        if len(after) != 1 or after[0].op_type != "Add" or node.output[0] in outputs:
+        if len(after) != 1 or after[0].op_type != "Add" or node.output[0] in pinned:
             continue
         other = [name for name in after[0].input if name != node.output[0]]
         columns = numpy_helper.to_array(values[node.input[1]]).shape[-1] if node.input[1] in values else None
@@ -322,6 +319,20 @@ def _fuse_static_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[An
         node.output[0] = after[0].output[0]
         dropped.add(id(after[0]))
     return [node for node in nodes if id(node) not in dropped]
+
+
+def _readers_and_pinned(nodes: list[Any], graph: Any) -> tuple[dict[str, list[Any]], set[str]]:
+    """Which of ``nodes`` read each name, and the names whose producer must stay as it is: the
+    graph's outputs and names read inside If/Loop/Scan bodies."""
+    readers: dict[str, list[Any]] = {}
+    pinned = {o.name for o in graph.output}
+    for node in nodes:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+        for attr in node.attribute:
+            for sub in _subgraphs(attr):
+                pinned.update(name for inner in _all_nodes(sub) for name in inner.input)
+    return readers, pinned
 
 
 def _constants(inits: list[Any], prefix: str) -> dict[str, str]:
