@@ -90,7 +90,7 @@ def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_pat
     assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every MatMul measured alone
     excluded = [len(c.config.nodes_to_exclude) for c in report.candidates]
     assert excluded[: len(BASE_CANDIDATES)] == [0] * len(BASE_CANDIDATES)
-    # then the last (most faithful) base climbs the ladder, most sensitive MatMuls first, up to
+    # then the last base (per-row scales everywhere) climbs the ladder, most sensitive MatMuls first, up to
     # half in fp32
     ladder = report.candidates[len(BASE_CANDIDATES):]
     ranked = [n for n, _ in report.sensitivity]

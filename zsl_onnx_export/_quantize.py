@@ -122,13 +122,14 @@ def _weights(
     inits = {i.name: i for i in model.graph.initializer}
     by_name = {n.name: n for n in model.graph.node}
     activation = by_name[name].input[0]
-    weight = numpy_helper.to_array(inits[by_name[name].input[1]])
-    block = hadamard_block(len(weight), config.rotation) if config.rotation else 0
+    channels = int(inits[by_name[name].input[1]].dims[0])
+    block = hadamard_block(channels, config.rotation) if config.rotation else 0
     readers = [n for n in weight_matmuls(model) if by_name[n].input[0] == activation]
     static = config.static_shared and len(readers) > 1 and bool(stats) and not block
     key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights, static)
     if key in cache:
         return cache[key]
+    weight = numpy_helper.to_array(inits[by_name[name].input[1]])
     smooth = offset = None
     if stats:
         peak, gram = stats[activation].channel_max, stats[activation].gram

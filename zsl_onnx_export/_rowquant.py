@@ -299,8 +299,6 @@ def _fuse_static_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[An
     """Move the bias ``Add`` after a MatMulIntegerToFloat with a scalar (static) activation
     scale into the node's bias input, where the GEMM's output loop adds it: one pass over the
     output fewer. Only a bias the Add alone reads from a [N] initializer qualifies."""
-    from onnx import numpy_helper
-
     values = {i.name: i for i in [*graph.initializer, *inits]}
     readers, pinned = _readers_and_pinned(nodes, graph)
     dropped: set[int] = set()
@@ -312,8 +310,8 @@ def _fuse_static_bias(nodes: list[Any], inits: list[Any], graph: Any) -> list[An
         if len(after) != 1 or after[0].op_type != "Add" or node.output[0] in pinned:
             continue
         other = [name for name in after[0].input if name != node.output[0]]
-        columns = numpy_helper.to_array(values[node.input[1]]).shape[-1] if node.input[1] in values else None
-        if len(other) != 1 or other[0] not in values or numpy_helper.to_array(values[other[0]]).shape != (columns,):
+        columns = list(values[node.input[1]].dims[-1:]) if node.input[1] in values else None
+        if len(other) != 1 or other[0] not in values or list(values[other[0]].dims) != columns:
             continue
         node.input.extend(["", other[0]])  # no weight zero point, then the bias
         node.output[0] = after[0].output[0]
