@@ -199,7 +199,6 @@ def load_embedding_scorer(
         session = create_session(path, providers=providers, threads=threads, session_options=session_options)
         return EmbeddingSession(session, settings.pooling)
 
-
     return EmbeddingScorer(
         tokenizer,
         open_session(model_path),
