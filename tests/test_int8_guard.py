@@ -15,9 +15,9 @@ pytest.importorskip("torch")
 from zsl_onnx_export import ExportError, export_bundle  # noqa: E402
 from zsl_onnx_export._calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
 from zsl_onnx_export._cli import main  # noqa: E402
-from zsl_onnx_export._guard import PairRunner, search_int8  # noqa: E402
+from zsl_onnx_export._guard import STATIC_TOLERANCE, PairRunner, search_int8, select_static  # noqa: E402
 from zsl_onnx_export._quantize import BASE_CANDIDATES  # noqa: E402
-from zsl_onnx_export._rowquant import saturation_free, weight_matmuls  # noqa: E402
+from zsl_onnx_export._rowquant import matmul_inputs, saturation_free, weight_matmuls  # noqa: E402
 
 LABELS = ["music", "sports", "economy"]
 
@@ -121,9 +121,27 @@ def test_guard_keeps_the_first_candidate_that_passes(bert_guard_inputs, tmp_path
     assert ops.count("MatMulIntegerToFloat") == len(weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx"))))
     assert "DynamicQuantizeLinear" not in ops  # no per-tensor (batch-wide) activation scales
     assert saturation_free(chosen) == []
-    # the first candidate's calibrated attention-input scale: query/key/value take their bias in the GEMM
-    fused = [n for n in chosen.graph.node if n.op_type == "MatMulIntegerToFloat" and len(n.input) == 7]
-    assert fused and all(n.name.split("/")[-3] in ("query", "key", "value") for n in fused)
+    # the first candidate: each FFN input (a LayerNorm output one MatMul reads) was tried alone with a
+    # calibrated scale, and those within the tolerance keep it
+    fp32 = onnx.load(str(bundle / "onnx" / "model.onnx"))
+    ffn_inputs = [a for a in matmul_inputs(fp32, weight_matmuls(fp32)) if "attention/output/LayerNorm" in a]
+    assert [a for a, _ in report.static_sensitivity] == ffn_inputs and report.static_base_error is not None
+    static_inputs = report.chosen.config.static_inputs
+    assert static_inputs == select_static(report.static_base_error, report.static_sensitivity)
+    assert static_inputs, "the tiny model's FFN inputs should take a calibrated scale"
+    # calibrated scales put the bias in the GEMM: query/key/value, and the FFN MatMuls reading a chosen input
+    fused = {n.name for n in chosen.graph.node if n.op_type == "MatMulIntegerToFloat" and len(n.input) == 7}
+    readers = {n.name + "/int8" for n in fp32.graph.node if n.op_type == "MatMul" and n.input[0] in static_inputs}
+    attention = {n for n in fused if n.split("/")[-3] in ("query", "key", "value")}
+    assert attention and readers and fused == attention | readers
+
+
+def test_a_layer_norm_output_keeps_a_calibrated_scale_only_within_the_tolerance():
+    base = 0.02
+    sensitivity = [("a", base * 0.9), ("b", base * (1 + STATIC_TOLERANCE)), ("c", base * (1 + 2 * STATIC_TOLERANCE))]
+    assert select_static(base, sensitivity) == ("a", "b")
+    assert select_static(base, sensitivity, tolerance=0.0) == ("a",)
+    assert select_static(base, []) == ()
 
 
 def test_guard_scores_through_the_runtime_loop(bert_guard_inputs, tmp_path):

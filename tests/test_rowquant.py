@@ -411,6 +411,34 @@ def test_static_scales_go_to_activations_that_several_matmuls_read():
     assert plain.static_scale is None and np.array_equal(plain.levels, mm1.levels)  # same weights either way
 
 
+def test_a_chosen_static_input_moves_its_outlier_channels_into_the_weights():
+    from zsl_onnx_export._activations import ActivationStats
+    from zsl_onnx_export._quantize import OUTLIER_CHANNELS, QuantConfig, RowQuantizer, capped_smoothing
+
+    model = two_layer_graph()
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    r1 = np.random.default_rng(3).normal(size=(48, N))
+    r1[:, 2] *= 40  # one outlier channel, as a post-LN transformer's FFN input has
+    stats = {"r1": ActivationStats(np.zeros(N), np.zeros((N, N)))}
+    stats["r1"].add(r1)
+    quantizer = RowQuantizer(model, stats)
+    per_row = quantizer.weights(QuantConfig("per-row", unsigned=False), "mm2")
+    chosen = quantizer.weights(QuantConfig("static", unsigned=False, static_inputs=("r1",)), "mm2")
+    peak = stats["r1"].channel_max
+    before, after = np.sort(peak / per_row.smooth)[::-1], np.sort(peak / chosen.smooth)[::-1]
+    assert before[0] > 3 * before[OUTLIER_CHANNELS]  # the outlier set the range before
+    assert after[0] == pytest.approx(before[OUTLIER_CHANNELS], rel=1e-6)  # now the third largest does
+    assert chosen.static_scale == pytest.approx(before[OUTLIER_CHANNELS] / 127, rel=1e-6)
+    raised = chosen.smooth > per_row.smooth
+    assert 1 <= raised.sum() <= OUTLIER_CHANNELS and raised[2]
+    assert np.array_equal(chosen.smooth[~raised], per_row.smooth[~raised])  # other channels keep theirs
+    assert np.array_equal(capped_smoothing(peak, per_row.smooth), chosen.smooth)
+    # the rewritten graph computes the reference product with those factors, its bias added once
+    out = run(rowquant(model, {"mm2": chosen}), inputs(rows=4, tokens=6))
+    expected = reference_matmul(out["r1"], chosen) + weights["b2"]
+    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_a_bias_add_stays_when_a_subgraph_reads_the_matmul_output():
     """An If body that reads the MatMul's own output pins it: fusing the bias would remove it."""
     model = two_layer_graph()

@@ -27,12 +27,15 @@ from ._rowquant import (
 )
 from ._weight_rounding import gptq_weights, smoothing_factors
 
+OUTLIER_CHANNELS = 2  # smoothed channels of a chosen static activation capped at the third largest
+
 __all__ = [
     "BASE_CANDIDATES",
     "EMBEDDING_CANDIDATES",
     "PLAIN_CANDIDATES",
     "QuantConfig",
     "RowQuantizer",
+    "capped_smoothing",
     "quantize",
     "quantize_model",
     "save_model",
@@ -53,6 +56,11 @@ class QuantConfig:
     # Activations read by several weight MatMuls (attention's query/key/value input) use one
     # calibrated scale instead of per-row scales: fewer passes over them and their outputs.
     static_shared: bool = False
+    # Further activations (by name) with one calibrated scale. A LayerNorm output's rows share a
+    # range, unlike attention outputs or GELU outputs; the guard fills this with the LayerNorm
+    # outputs whose calibrated scale barely moves the logits (``select_static``).
+    static_inputs: tuple[str, ...] = ()
+    select_static: bool = False
     nodes_to_exclude: tuple[str, ...] = field(default=())
 
     def excluding(self, nodes: Sequence[str]) -> QuantConfig:
@@ -61,9 +69,12 @@ class QuantConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["nodes_to_exclude"] = list(self.nodes_to_exclude)
+        data["static_inputs"] = list(self.static_inputs)
         weights = "in [-127, 127], pairs of rows within 128" if self.paired_weights else "in [-64, 64]"
         rotated = f", Hadamard-rotated in blocks of up to {self.rotation}" if self.rotation else ""
         shared = ", one calibrated scale where several MatMuls read them" if self.static_shared else ""
+        if self.static_inputs:
+            shared += f" and for {len(self.static_inputs)} more LayerNorm outputs"
         data["scheme"] = f"per-row activations{shared} (uint8, zero point 128{rotated}), per-column weights {weights}"
         return data
 
@@ -72,9 +83,13 @@ class QuantConfig:
 # back-off starts. Every candidate quantizes each row on its own (per-row or calibrated scales)
 # with AVX2-safe pair-bounded weights (see _rowquant), so any candidate the guard accepts is
 # batch-independent and has exact integer products on AVX2, AVX512-VNNI and AMX CPUs. The
-# first is faster (one calibrated scale for the attention input); the second computes every
-# scale from its own row, so no input beyond the calibration range saturates.
+# first is the fastest: one calibrated scale for the attention input and for the LayerNorm
+# outputs the guard picks (the FFN input, in BERT-like models); the second keeps it for the
+# attention input only; the third computes every scale from its own row, so no input beyond
+# the calibration range saturates.
 BASE_CANDIDATES: tuple[QuantConfig, ...] = (
+    QuantConfig("int8, smoothed, GPTQ, paired weights, static LayerNorm outputs", static_shared=True,
+                select_static=True, paired_weights=True),
     QuantConfig("int8, smoothed, GPTQ, paired weights, static shared inputs", static_shared=True, paired_weights=True),
     QuantConfig("per-row int8, smoothed, GPTQ, paired weights", paired_weights=True),
 )
@@ -125,7 +140,9 @@ def _weights(
     channels = int(inits[by_name[name].input[1]].dims[0])
     block = hadamard_block(channels, config.rotation) if config.rotation else 0
     readers = [n for n in weight_matmuls(model) if by_name[n].input[0] == activation]
-    static = config.static_shared and len(readers) > 1 and bool(stats) and not block
+    shared = config.static_shared and len(readers) > 1
+    chosen = activation in config.static_inputs and not shared
+    static = (shared or chosen) and bool(stats) and not block
     key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights, static)
     if key in cache:
         return cache[key]
@@ -139,6 +156,8 @@ def _weights(
     if config.smooth_alpha is not None:
         group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
         smooth = smoothing_factors(peak, group, config.smooth_alpha)
+        if static and chosen:
+            smooth = capped_smoothing(peak, smooth)
     if block:
         spec = _rotated_weights(weight, gram if stats else None, smooth, block, config)
     elif config.gptq:
@@ -151,6 +170,20 @@ def _weights(
         spec = replace(spec, static_scale=static_scale(stats[activation].channel_max, smooth))
     cache[key] = spec
     return spec
+
+
+def capped_smoothing(channel_max: np.ndarray, smooth: np.ndarray, keep: int = OUTLIER_CHANNELS) -> np.ndarray:
+    """Raise the smoothing factors of the ``keep`` largest smoothed channels until none exceeds
+    the next one. A post-LN transformer's LayerNorm output has one or two channels 3-4x larger
+    than the rest after smoothing (channel 99 of the fixture); a calibrated scale set by them
+    would leave every other channel a quarter of the levels, so their range moves into the
+    weights instead."""
+    peak = np.asarray(channel_max, dtype=np.float64)
+    factors = np.asarray(smooth, dtype=np.float64)
+    smoothed = np.sort(peak / factors)[::-1]
+    if len(smoothed) <= keep or smoothed[keep] <= 0:
+        return np.asarray(smooth, dtype=np.float32)
+    return np.maximum(factors, peak / smoothed[keep]).astype(np.float32)
 
 
 def static_scale(channel_max: np.ndarray, smooth: np.ndarray | None) -> float:
@@ -192,6 +225,19 @@ class RowQuantizer:
         return quantize_model(
             self._model, [n for n in chosen if n not in skip], self._stats, config, cache=self._cache
         )
+
+    def layer_norm_inputs(self) -> list[str]:
+        """Activations that a LayerNormalization writes and one weight MatMul reads, signed: the
+        ones ``QuantConfig.static_inputs`` may name (several readers are ``static_shared``'s)."""
+        graph = self._model.graph
+        producer = {output: node.op_type for node in graph.node for output in node.output}
+        by_name = {n.name: n for n in graph.node}
+        read = [by_name[n].input[0] for n in self.nodes]
+        return [
+            a for a in dict.fromkeys(read)
+            if read.count(a) == 1 and producer.get(a) == "LayerNormalization"
+            and a in self._stats and self._stats[a].offset() is None
+        ]
 
     def weights(self, config: QuantConfig, node: str) -> RowQuantWeights:
         """The int8 weights ``node`` gets under ``config``."""
