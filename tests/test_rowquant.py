@@ -409,6 +409,10 @@ def test_static_scales_go_to_activations_that_several_matmuls_read():
     assert mm1.static_scale == pytest.approx(expected, rel=1e-6) == static_scale(stats["x"].channel_max, mm1.smooth)
     plain = quantizer.weights(QuantConfig("per-row"), "mm1")
     assert plain.static_scale is None and np.array_equal(plain.levels, mm1.levels)  # same weights either way
+    # named in static_inputs, x is capped (its outlier channel moves into the weights); the cache keeps both
+    named = quantizer.weights(QuantConfig("named", static_inputs=("x",)), "mm1")
+    assert named.static_scale < mm1.static_scale and not np.array_equal(named.smooth, mm1.smooth)
+    assert np.array_equal(quantizer.weights(config, "mm1").smooth, mm1.smooth)
 
 
 def test_a_chosen_static_input_moves_its_outlier_channels_into_the_weights():
@@ -433,10 +437,15 @@ def test_a_chosen_static_input_moves_its_outlier_channels_into_the_weights():
     assert 1 <= raised.sum() <= OUTLIER_CHANNELS and raised[2]
     assert np.array_equal(chosen.smooth[~raised], per_row.smooth[~raised])  # other channels keep theirs
     assert np.array_equal(capped_smoothing(peak, per_row.smooth), chosen.smooth)
-    # the rewritten graph computes the reference product with those factors, its bias added once
-    out = run(rowquant(model, {"mm2": chosen}), inputs(rows=4, tokens=6))
+    # the rewritten graph computes the reference product with those factors, its bias added once, in the GEMM
+    del model.graph.output[:]  # h2 no longer read outside: its bias Add can move into the GEMM
+    model.graph.output.extend([helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("r1", "y")])
+    rewritten = rowquant(model, {"mm2": chosen})
+    nodes = {n.name: n for n in rewritten.graph.node}
+    assert "add2" not in nodes and nodes["mm2/int8"].input[6] == "b2"
+    out = run(rewritten, inputs(rows=4, tokens=6))
     expected = reference_matmul(out["r1"], chosen) + weights["b2"]
-    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["y"], expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
 def test_a_bias_add_stays_when_a_subgraph_reads_the_matmul_output():

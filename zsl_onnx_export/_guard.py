@@ -23,6 +23,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from ._graph import external_files, size_with_data
 from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, save_model
 from ._rowquant import matmul_inputs, saturation_free, weight_matmuls
 
-__all__ = ["CandidateResult", "GuardReport", "PairRunner", "search_int8", "select_static"]
+__all__ = ["CandidateResult", "GuardReport", "PairRunner", "search_int8", "within_tolerance"]
 
 Progress = Callable[[str], None]
 SPEED_PAIRS = 256  # pairs per timed pass: enough for a stable median, few enough for big models
@@ -175,7 +176,7 @@ class GuardReport:
             "chosen": self.chosen.config.name if self.chosen else None,
             "kept_lossy": self.kept_lossy,
             "most_sensitive_nodes": [{"node": n, "mean_abs_logit_diff": round(s, 6)} for n, s in self.sensitivity[:16]],
-            "static_inputs": None if self.static_base_error is None else {
+            "static_selection": None if self.static_base_error is None else {
                 "tolerance": STATIC_TOLERANCE,
                 "base_mean_abs_logit_diff": round(self.static_base_error, 6),
                 "alone": [{"activation": a, "mean_abs_logit_diff": round(s, 6)} for a, s in self.static_sensitivity],
@@ -239,16 +240,12 @@ def search_int8(
             _move(files[id(result)], target)
             return report
 
-        for config in candidates:
-            if config.select_static:
-                config = _choose_static_inputs(quantizer, config, runner, calibration, reference, report, work,
-                                               external_data, say)
-                if not config.static_inputs:
-                    continue  # the same graph as the next candidate
-            if (result := attempt(config)).passed:
-                return choose(result)
-        if candidates:
-            start = candidates[-1]
+        resolve = partial(_choose_static_inputs, quantizer, runner=runner, calibration=calibration,
+                          reference=reference, report=report, work=work, external_data=external_data, say=say)
+        passed, start = _try_bases(candidates, attempt, resolve)
+        if passed is not None:
+            return choose(passed)
+        if start is not None:
             ordered = _rank_nodes(quantizer, start, runner, calibration, reference, report, work, external_data, say)
             best = _back_off(attempt, start, ordered)
             if best is not None:
@@ -338,16 +335,37 @@ def _rank_nodes(
     report.sensitivity = []
     path = work / "one-node.onnx"
     for node in quantizer.nodes:
-        save_model(quantizer.build(config, only_nodes=[node]), path, external_data=external_data)
+        _save_fresh(quantizer.build(config, only_nodes=[node]), path, external_data=external_data)
         logits = runner.logits(path, subset=ranking)
         report.sensitivity.append((node, float(np.abs(logits - reference[ranking]).mean())))
     report.sensitivity.sort(key=lambda item: item[1], reverse=True)
     return [node for node, _ in report.sensitivity]
 
 
+def _try_bases(
+    candidates: Sequence[QuantConfig],
+    attempt: Callable[[QuantConfig], CandidateResult],
+    resolve: Callable[[QuantConfig], QuantConfig],
+) -> tuple[CandidateResult | None, QuantConfig | None]:
+    """Attempt the base candidates in order; the first that passes, and the last config tried
+    (where the back-off starts). A ``select_static`` config is resolved first and skipped when
+    it chose nothing, unless it is the last one."""
+    last = None
+    for position, config in enumerate(candidates):
+        if config.select_static:
+            config = resolve(config)
+            if not config.static_inputs and position < len(candidates) - 1:
+                continue  # the same graph as the next base candidate
+        last = config
+        if (result := attempt(config)).passed:
+            return result, config
+    return None, last
+
+
 def _choose_static_inputs(
     quantizer: RowQuantizer,
     config: QuantConfig,
+    *,
     runner: PairRunner,
     calibration: CalibrationSet,
     reference: np.ndarray,
@@ -358,25 +376,41 @@ def _choose_static_inputs(
 ) -> QuantConfig:
     """``config`` with one calibrated scale for each LayerNorm output that, on its own, moves the
     ranking pairs' logits by at most STATIC_TOLERANCE more than ``config`` without any."""
-    eligible = quantizer.layer_norm_inputs()
+    plain = replace(config, select_static=False)
+    eligible = [] if config.rotation else quantizer.layer_norm_inputs()  # rotation rules out static scales
     if not eligible:
-        return config
+        say("      no LayerNorm output can take a calibrated scale here")
+        return plain
     say(f"      measuring a calibrated scale for each of {len(eligible)} LayerNorm outputs alone")
     ranking = calibration.ranking
     path = work / "one-static.onnx"
 
     def error(candidate: QuantConfig) -> float:
-        save_model(quantizer.build(candidate), path, external_data=external_data)
+        _save_fresh(quantizer.build(candidate), path, external_data=external_data)
         return float(np.abs(runner.logits(path, subset=ranking) - reference[ranking]).mean())
 
-    report.static_base_error = base = error(replace(config, select_static=False))
-    report.static_sensitivity = [(a, error(replace(config, static_inputs=(a,)))) for a in eligible]
-    return replace(config, static_inputs=select_static(base, report.static_sensitivity))
+    report.static_base_error = base = error(plain)
+    report.static_sensitivity = [(a, error(replace(plain, static_inputs=(a,)))) for a in eligible]
+    _save_fresh(None, path, external_data=external_data)
+    chosen = within_tolerance(base, report.static_sensitivity)
+    say(f"      {len(chosen)} of {len(eligible)} keep a calibrated scale")
+    return replace(plain, static_inputs=chosen)
 
 
-def select_static(base: float, sensitivity: Sequence[tuple[str, float]], tolerance: float = STATIC_TOLERANCE) -> tuple[str, ...]:
+def within_tolerance(
+    base: float, sensitivity: Sequence[tuple[str, float]], tolerance: float = STATIC_TOLERANCE
+) -> tuple[str, ...]:
     """The activations whose error stays within ``tolerance`` (relative) of ``base``."""
     return tuple(a for a, err in sensitivity if err <= base * (1.0 + tolerance))
+
+
+def _save_fresh(model: Any, path: Path, *, external_data: bool) -> None:
+    """Delete ``path`` and its external data, then save ``model`` there (None: delete only).
+    onnx appends to an existing external-data file, so reusing a path would grow it."""
+    for leftover in [path, *external_files(path)]:
+        leftover.unlink(missing_ok=True)
+    if model is not None:
+        save_model(model, path, external_data=external_data)
 
 
 def _ladder(nodes: int) -> list[int]:

@@ -143,7 +143,8 @@ def _weights(
     shared = config.static_shared and len(readers) > 1
     chosen = activation in config.static_inputs and not shared
     static = (shared or chosen) and bool(stats) and not block
-    key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights, static)
+    capped = static and chosen
+    key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights, static, capped)
     if key in cache:
         return cache[key]
     weight = numpy_helper.to_array(inits[by_name[name].input[1]])
@@ -156,7 +157,7 @@ def _weights(
     if config.smooth_alpha is not None:
         group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
         smooth = smoothing_factors(peak, group, config.smooth_alpha)
-        if static and chosen:
+        if capped:
             smooth = capped_smoothing(peak, smooth)
     if block:
         spec = _rotated_weights(weight, gram if stats else None, smooth, block, config)
@@ -174,10 +175,9 @@ def _weights(
 
 def capped_smoothing(channel_max: np.ndarray, smooth: np.ndarray, keep: int = OUTLIER_CHANNELS) -> np.ndarray:
     """Raise the smoothing factors of the ``keep`` largest smoothed channels until none exceeds
-    the next one. A post-LN transformer's LayerNorm output has one or two channels 3-4x larger
-    than the rest after smoothing (channel 99 of the fixture); a calibrated scale set by them
-    would leave every other channel a quarter of the levels, so their range moves into the
-    weights instead."""
+    the next one. A post-LN transformer's LayerNorm output keeps one or two channels several
+    times larger than the rest after smoothing; a calibrated scale set by them would leave every
+    other channel a fraction of the levels, so their range moves into the weight rows instead."""
     peak = np.asarray(channel_max, dtype=np.float64)
     factors = np.asarray(smooth, dtype=np.float64)
     smoothed = np.sort(peak / factors)[::-1]
