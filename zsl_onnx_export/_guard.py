@@ -240,13 +240,13 @@ def search_int8(
             _move(files[id(result)], target)
             return report
 
-        resolve = partial(_choose_static_inputs, quantizer, runner=runner, calibration=calibration,
-                          reference=reference, report=report, work=work, external_data=external_data, say=say)
+        error = _RankingError(runner, calibration, reference, work / "one-change.onnx", external_data)
+        resolve = partial(_choose_static_inputs, quantizer, error=error, report=report, say=say)
         passed, start = _try_bases(candidates, attempt, resolve)
         if passed is not None:
             return choose(passed)
         if start is not None:
-            ordered = _rank_nodes(quantizer, start, runner, calibration, reference, report, work, external_data, say)
+            ordered = _rank_nodes(quantizer, start, error, report, say)
             best = _back_off(attempt, start, ordered)
             if best is not None:
                 return choose(best)
@@ -318,26 +318,32 @@ def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
             del files[id(result)]
 
 
-def _rank_nodes(
-    quantizer: RowQuantizer,
-    config: QuantConfig,
-    runner: PairRunner,
-    calibration: CalibrationSet,
-    reference: np.ndarray,
-    report: GuardReport,
-    work: Path,
-    external_data: bool,
-    say: Progress,
-) -> list[str]:
+@dataclass(frozen=True)
+class _RankingError:
+    """Mean |logit diff| from fp32 on the ranking pairs of one graph: how the guard measures a
+    single change (one MatMul, one calibrated scale) without touching the held-out pairs."""
+
+    runner: PairRunner
+    calibration: CalibrationSet
+    reference: np.ndarray
+    path: Path
+    external_data: bool
+
+    def __call__(self, model: Any) -> float:
+        _save_fresh(model, self.path, external_data=self.external_data)
+        ranking = self.calibration.ranking
+        return float(np.abs(self.runner.logits(self.path, subset=ranking) - self.reference[ranking]).mean())
+
+    def clean(self) -> None:
+        _save_fresh(None, self.path, external_data=self.external_data)
+
+
+def _rank_nodes(quantizer: RowQuantizer, config: QuantConfig, error: _RankingError, report: GuardReport,
+                say: Progress) -> list[str]:
     """Quantize each MatMul alone; most sensitive first (mean |logit diff| on the ranking pairs)."""
     say(f"      no base candidate passed; measuring each of {len(quantizer.nodes)} MatMuls alone ({config.name})")
-    ranking = calibration.ranking
-    report.sensitivity = []
-    path = work / "one-node.onnx"
-    for node in quantizer.nodes:
-        _save_fresh(quantizer.build(config, only_nodes=[node]), path, external_data=external_data)
-        logits = runner.logits(path, subset=ranking)
-        report.sensitivity.append((node, float(np.abs(logits - reference[ranking]).mean())))
+    report.sensitivity = [(node, error(quantizer.build(config, only_nodes=[node]))) for node in quantizer.nodes]
+    error.clean()
     report.sensitivity.sort(key=lambda item: item[1], reverse=True)
     return [node for node, _ in report.sensitivity]
 
@@ -362,18 +368,8 @@ def _try_bases(
     return None, last
 
 
-def _choose_static_inputs(
-    quantizer: RowQuantizer,
-    config: QuantConfig,
-    *,
-    runner: PairRunner,
-    calibration: CalibrationSet,
-    reference: np.ndarray,
-    report: GuardReport,
-    work: Path,
-    external_data: bool,
-    say: Progress,
-) -> QuantConfig:
+def _choose_static_inputs(quantizer: RowQuantizer, config: QuantConfig, error: _RankingError,
+                          report: GuardReport, say: Progress) -> QuantConfig:
     """``config`` with one calibrated scale for each LayerNorm output that, on its own, moves the
     ranking pairs' logits by at most STATIC_TOLERANCE more than ``config`` without any."""
     plain = replace(config, select_static=False)
@@ -382,16 +378,9 @@ def _choose_static_inputs(
         say("      no LayerNorm output can take a calibrated scale here")
         return plain
     say(f"      measuring a calibrated scale for each of {len(eligible)} LayerNorm outputs alone")
-    ranking = calibration.ranking
-    path = work / "one-static.onnx"
-
-    def error(candidate: QuantConfig) -> float:
-        _save_fresh(quantizer.build(candidate), path, external_data=external_data)
-        return float(np.abs(runner.logits(path, subset=ranking) - reference[ranking]).mean())
-
-    report.static_base_error = base = error(plain)
-    report.static_sensitivity = [(a, error(replace(plain, static_inputs=(a,)))) for a in eligible]
-    _save_fresh(None, path, external_data=external_data)
+    report.static_base_error = base = error(quantizer.build(plain))
+    report.static_sensitivity = [(a, error(quantizer.build(replace(plain, static_inputs=(a,))))) for a in eligible]
+    error.clean()
     chosen = within_tolerance(base, report.static_sensitivity)
     say(f"      {len(chosen)} of {len(eligible)} keep a calibrated scale")
     return replace(plain, static_inputs=chosen)
