@@ -313,8 +313,7 @@ def _prune(results: list[CandidateResult], files: dict[int, Path]) -> None:
     for result in results:
         path = files.get(id(result))
         if path is not None and result is not best and not result.passed:
-            for leftover in [path, *external_files(path)]:
-                leftover.unlink(missing_ok=True)
+            _delete_graph(path)
             del files[id(result)]
 
 
@@ -335,7 +334,7 @@ class _RankingError:
         return float(np.abs(self.runner.logits(self.path, subset=ranking) - self.reference[ranking]).mean())
 
     def clean(self) -> None:
-        _save_fresh(None, self.path, external_data=self.external_data)
+        _delete_graph(self.path)
 
 
 def _rank_nodes(quantizer: RowQuantizer, config: QuantConfig, error: _RankingError, report: GuardReport,
@@ -394,12 +393,16 @@ def within_tolerance(
 
 
 def _save_fresh(model: Any, path: Path, *, external_data: bool) -> None:
-    """Delete ``path`` and its external data, then save ``model`` there (None: delete only).
-    onnx appends to an existing external-data file, so reusing a path would grow it."""
+    """Save ``model`` at ``path`` after deleting what was there: onnx appends to an existing
+    external-data file, so reusing a path would grow it by a model copy each time."""
+    _delete_graph(path)
+    save_model(model, path, external_data=external_data)
+
+
+def _delete_graph(path: Path) -> None:
+    """Delete a graph file and its external data."""
     for leftover in [path, *external_files(path)]:
         leftover.unlink(missing_ok=True)
-    if model is not None:
-        save_model(model, path, external_data=external_data)
 
 
 def _ladder(nodes: int) -> list[int]:
