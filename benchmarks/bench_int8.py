@@ -145,7 +145,8 @@ def main() -> None:
     markdown = (
         f"int8 vs fp32: {manifest['source']['model']}, int8 = {int8['quantization']['guard']['chosen']!r} "
         f"({len(fp32_nodes)} MatMuls kept fp32); speed: {len(texts)} AG News texts x 10 labels in passes of "
-        f"{args.chunk} texts, each pass {args.repeats} times per backend, interleaved; {args.threads} threads"
+        f"{args.chunk} texts, each pass {args.repeats} times per backend, interleaved; {args.threads} threads; "
+        f"SICK test: {rows[0]['sick_pairs']} pairs"
         f"\n\n{header}\n" + "\n".join(lines)
     )
     write_results("int8", {"environment": environment(args.threads), "bundle": str(args.bundle),
