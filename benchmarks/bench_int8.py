@@ -151,7 +151,8 @@ def main() -> None:
     )
     write_results("int8", {"environment": environment(args.threads), "bundle": str(args.bundle),
                            "chosen": int8["quantization"]["guard"]["chosen"], "fp32_nodes": fp32_nodes,
-                           "speed_texts": len(texts), "chunk": args.chunk, "repeats": args.repeats, "rows": rows},
+                           "speed_texts": len(texts), "chunk": args.chunk, "repeats": args.repeats,
+                           "sick_limit": args.sick_limit, "rows": rows},
                   markdown, args.results_dir)
 
 
