@@ -228,7 +228,7 @@ def main() -> None:
     sizes = {} if args.only_replicas else {
         "onnx fp32 MB": (args.bundle / "onnx" / "model.onnx").stat().st_size / 1e6,
         "onnx int8 MB": (args.bundle / "onnx" / "model_quantized.onnx").stat().st_size / 1e6}
-    env = environment(args.threads[-1])
+    env = environment(",".join(map(str, args.threads)))  # every thread count the run swept
     write_results(args.output, {"environment": env, "model": str(args.model), "bundle": str(args.bundle),
                                 "rows": rows, "cold_start": cold, "sizes": sizes},
                   _markdown(rows, cold, sizes, args), args.results_dir)

@@ -129,7 +129,7 @@ def isa_mask() -> str | None:
     return name.decode() if name and traps > 0 else None
 
 
-def environment(threads: int) -> dict[str, Any]:
+def environment(threads: int | str) -> dict[str, Any]:
     versions = {}
     for name in ("zsl-onnx", "onnxruntime", "tokenizers", "torch", "transformers", "optimum-onnx"):
         try:

@@ -95,7 +95,7 @@ def main() -> None:
     calibration = builtin_calibration()
     sick = sick_test()
     premises, hypotheses = sick.premises[: args.sick_limit], sick.hypotheses[: args.sick_limit]
-    with tempfile.TemporaryDirectory(dir=REPO / "benchmarks", prefix=".int8-error-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="int8-error-") as tmp:
         work = Path(tmp)
         fp32_path = build_fp32(args.model, work)
         runners = {
