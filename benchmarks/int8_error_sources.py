@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from common import FIXTURE, REPO, RESULTS, environment, sick_test, write_results
+from common import FIXTURE, RESULTS, environment, sick_test, write_results
 
 from zsl_onnx_export.internals import (
     FP32_FILE,
