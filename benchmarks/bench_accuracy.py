@@ -76,7 +76,7 @@ def main() -> None:
         clf = ZeroShotClassifier.from_pretrained(args.bundle, variant=variant, threads=args.threads)
         backends[f"onnx-{variant}"] = (onnx_backend(clf), clf)
     any_clf = next(clf for _, clf in backends.values() if clf is not None)
-    labels = any_clf.labels
+    labels = any_clf.scorer.labels
     class_map = [{"entail": 0, "neutra": 1, "contra": 2}.get(name.lower()[:6], 1) for name in labels.names]
     template = any_clf.hypothesis_template
     manifest = json.loads((args.bundle / "zsl_onnx.json").read_text())

@@ -67,7 +67,7 @@ def fidelity(classifiers: dict[str, ZeroShotClassifier], sick_limit: int | None)
     sick = sick_test()
     n = sick_limit or len(sick.gold)
     premises, hypotheses, gold = sick.premises[:n], sick.hypotheses[:n], sick.gold[:n]
-    labels = classifiers["fp32"].labels
+    labels = classifiers["fp32"].scorer.labels
     class_map = np.array([{"entail": 0, "neutra": 1, "contra": 2}.get(name.lower()[:6], 1) for name in labels.names])
     reference = {"cal": classifiers["fp32"].pair_logits(cal_premises, cal_hypotheses),
                  "sick": classifiers["fp32"].pair_logits(premises, hypotheses)}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from zsl_onnx import BundleError, InvalidInputError, LabelSpec, ZeroShotClassifier
+from zsl_onnx._nli import NliScorer
 from zsl_onnx._session import LogitsSession
 from zsl_onnx._tokenization import PairTokenizer
 from tiny_tokenizers import wordpiece as wordpiece_tokenizer
@@ -44,7 +45,8 @@ BACKEND = wordpiece_tokenizer()
 
 def make(session=None, max_length=64, max_batch_tokens=None):
     tokenizer = PairTokenizer(BACKEND, max_length=max_length, pad_id=0)
-    return ZeroShotClassifier(tokenizer, LogitsSession(session or FakeSession()), LABELS, max_batch_tokens=max_batch_tokens)
+    return ZeroShotClassifier(NliScorer(tokenizer, LogitsSession(session or FakeSession()), LABELS),
+                              max_batch_tokens=max_batch_tokens)
 
 
 TEXTS = ["hi", "a man plays a guitar on stage " * 4, "two dogs", "the crowd sings along loudly"]

@@ -58,7 +58,7 @@ def make(pooling=PoolingConfig(("mean",), normalize=True), prompts=Prompts(), ca
         tokenizer, EmbeddingSession(encoder or FakeEncoder(), pooling), label_session=label_session, prompts=prompts,
         cache_size=cache_size,
     )
-    return ZeroShotClassifier(embedding=scorer, max_batch_tokens=max_batch_tokens)
+    return ZeroShotClassifier(scorer, max_batch_tokens=max_batch_tokens)
 
 
 TEXTS = ["the match went to extra time", "stocks fell sharply", "a man plays guitar in the park " * 3, "hi"]
@@ -87,7 +87,7 @@ def test_a_text_does_not_depend_on_its_batch_mates(batch_size, max_batch_tokens)
 def test_labels_are_encoded_once_per_label_set_and_cached():
     encoder = FakeEncoder()
     clf = make(encoder=encoder)
-    scorer = clf._embedding
+    scorer = clf.scorer
     first = clf.scores(TEXTS, LABELS)
     assert scorer.label_encodes == 1
     np.testing.assert_array_equal(clf.scores(TEXTS, LABELS), first)
@@ -116,8 +116,8 @@ def test_label_cache_is_bounded():
     clf = make(cache_size=2)
     for labels in (["a1"], ["b1"], ["c1"], ["a1"]):
         clf.scores(TEXTS[:1], labels)
-    assert clf._embedding.label_encodes == 4  # "a1" was evicted by "c1"
-    assert len(clf._embedding._cache) == 2
+    assert clf.scorer.label_encodes == 4  # "a1" was evicted by "c1"
+    assert len(clf.scorer._cache) == 2
 
 
 def test_label_cache_is_safe_across_threads():
@@ -145,7 +145,7 @@ def test_label_cache_is_safe_across_threads():
 
 def test_cached_vectors_cannot_be_modified_by_a_caller():
     clf = make()
-    vectors = clf._embedding.label_vectors(["sports"], batch_size=8)
+    vectors = clf.scorer.label_vectors(["sports"], batch_size=8)
     with pytest.raises(ValueError):
         vectors[0, 0] = 1.0
 
@@ -154,7 +154,7 @@ def test_similarities_are_raw_cosines_and_scores_follow_them():
     clf = make()
     cos = clf.similarities(TEXTS, LABELS)
     text = clf.embed(TEXTS)
-    label = clf._embedding.label_vectors([f"This example is {x}." for x in LABELS], batch_size=8)
+    label = clf.scorer.label_vectors([f"This example is {x}." for x in LABELS], batch_size=8)
     expected = (text / np.linalg.norm(text, axis=1, keepdims=True)) @ (label / np.linalg.norm(label, axis=1, keepdims=True)).T
     np.testing.assert_allclose(cos, expected, atol=1e-5)
     assert np.all(np.argsort(clf.scores(TEXTS, LABELS), axis=1) == np.argsort(cos, axis=1))
@@ -211,8 +211,8 @@ def test_embedding_only_methods_refuse_the_other_kind():
     clf = make()
     with pytest.raises(InvalidInputError, match="NLI bundle"):
         clf.pair_logits(["a"], ["b"])
-    with pytest.raises(InvalidInputError, match="either tokenizer"):
-        ZeroShotClassifier()
+    with pytest.raises(InvalidInputError, match="must be a zsl-onnx Scorer"):
+        ZeroShotClassifier(object())
 
 
 def test_malformed_embedding_manifest_is_a_bundle_error():
@@ -320,3 +320,9 @@ def test_a_manifest_without_label_variant_encodes_labels_with_the_variant_itself
     (tmp_path / "zsl_onnx.json").write_text(json.dumps(manifest))
     bundle = read_bundle(tmp_path)
     assert bundle.label_file(bundle.variants["int8"]) is None  # one session, as format 2 bundles run
+
+
+def test_repr_works_for_an_embedding_classifier():
+    assert repr(make()) == (
+        "ZeroShotClassifier(kind='embedding', variant='fp32', providers=['CPUExecutionProvider'], max_length=32)"
+    )

@@ -1,4 +1,5 @@
-"""zsl-onnx: zero-shot text classification with NLI cross-encoders on ONNX Runtime.
+"""zsl-onnx: zero-shot text classification on ONNX Runtime, with NLI cross-encoders or
+sentence-embedding models.
 
 >>> from zsl_onnx import ZeroShotClassifier
 >>> clf = ZeroShotClassifier.from_pretrained("path/to/bundle")  # doctest: +SKIP
@@ -34,3 +35,11 @@ __all__ = [
     "ZslOnnxError",
     "__version__",
 ]
+
+# Public classes report the package as their home (``zsl_onnx.BundleError``, not
+# ``zsl_onnx._exceptions.BundleError``) in tracebacks, reprs and docs, as httpx does.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type):
+        _value.__module__ = __name__
+del _name, _value

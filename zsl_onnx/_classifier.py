@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -11,61 +12,56 @@ import numpy as np
 import onnxruntime as ort
 
 from ._bundle import DEFAULT_HUB_TIMEOUT, Bundle, VariantFile, download, read_bundle
-from ._embedding import EmbeddingScorer, load_embedding_scorer
+from ._embedding import EmbeddingScorer
 from ._exceptions import BundleError, InvalidInputError
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
-from ._inference import run_encodings
-from ._labels import LabelSpec, resolve_labels
-from ._postprocess import label_scores, ranked_result
-from ._session import LogitsSession, ProviderSpec, create_session, provider_name
-from ._tokenization import PairTokenizer, resolve_max_length
+from ._nli import NliScorer
+from ._postprocess import ranked_result
+from ._scorer import LoadOptions, Scorer, model_max_length
+from ._session import ProviderSpec, provider_name
+
+__all__ = ["CPU_MAX_BATCH_TOKENS", "DEFAULT_BATCH_SIZE", "SCORERS", "ZeroShotClassifier"]
 
 DEFAULT_BATCH_SIZE = 32
 # CPU cap on padded tokens per micro-batch (rows x width): larger batches fall out of cache.
 # Measured by benchmarks/bench_speed.py (token-cap table); GPU providers get no cap.
 CPU_MAX_BATCH_TOKENS = 512
-# Pairs tokenized and held at once; bounds memory for calls with many texts x many labels.
-_PAIRS_IN_FLIGHT = 4096
+# The scorer class of each bundle kind (the manifest's "kind"): the one place kinds are listed.
+SCORERS: Mapping[str, type[Scorer]] = MappingProxyType({"nli": NliScorer, "embedding": EmbeddingScorer})
 
 
 class ZeroShotClassifier:
     """Zero-shot text classification on ONNX Runtime, with an NLI cross-encoder or an embedding model.
 
     Build one with :meth:`from_pretrained`. Calling it returns what
-    ``transformers.pipeline("zero-shot-classification")`` returns for the same model.
-    An NLI bundle needs ``tokenizer``, ``session`` and ``labels``; an embedding bundle needs
-    ``embedding`` instead (see :mod:`._embedding`). One classifier may serve several threads
-    at once (the embedding path's label cache is locked).
+    ``transformers.pipeline("zero-shot-classification")`` returns for the same model. The
+    model kind is a :class:`~zsl_onnx._scorer.Scorer` (``scorer``); this class checks the
+    caller's arguments, builds hypotheses and ranks results, the same for every kind. One
+    classifier may serve several threads at once.
     """
 
     def __init__(
         self,
-        tokenizer: PairTokenizer | None = None,
-        session: LogitsSession | None = None,
-        labels: LabelSpec | None = None,
+        scorer: Scorer,
         *,
-        embedding: EmbeddingScorer | None = None,
         hypothesis_template: str = DEFAULT_TEMPLATE,
         variant: str = "fp32",
         fidelity: Mapping[str, Any] | None = None,
         max_batch_tokens: int | None = None,
     ) -> None:
+        if not isinstance(scorer, Scorer):
+            raise InvalidInputError(
+                f"scorer must be a zsl-onnx Scorer (an NliScorer or EmbeddingScorer), not {type(scorer).__name__}; "
+                "ZeroShotClassifier.from_pretrained builds one from a bundle."
+            )
         if max_batch_tokens is not None and (
             isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int) or max_batch_tokens < 1
         ):
             raise InvalidInputError(
                 f"max_batch_tokens must be a positive integer or None (no cap), not {max_batch_tokens!r}."
             )
-        nli_parts = [part is not None for part in (tokenizer, session, labels)]
-        if (embedding is None and not all(nli_parts)) or (embedding is not None and any(nli_parts)):
-            raise InvalidInputError(
-                "Pass either tokenizer, session and labels (an NLI model) or embedding= (an embedding model)."
-            )
+        self.scorer = scorer
         self.max_batch_tokens = max_batch_tokens
-        self._embedding = embedding
-        self._tokenizer = tokenizer
-        self._session = session
-        self.labels = labels
         self.hypothesis_template = hypothesis_template
         self.variant = variant
         self.fidelity: Mapping[str, Any] = MappingProxyType(dict(fidelity or {}))
@@ -103,44 +99,28 @@ class ZeroShotClassifier:
         chosen = bundle.choose(variant, on_gpu=on_gpu)
         if verify:
             bundle.verify(chosen)
-        common = _common_options(bundle, chosen, on_gpu=on_gpu, max_batch_tokens=max_batch_tokens)
-        if bundle.kind == "embedding":
-            label = bundle.label_file(chosen)
-            scorer = load_embedding_scorer(
-                bundle, chosen.path, label_model_path=None if label is None else label.path, max_length=max_length,
-                providers=providers, threads=threads, session_options=session_options,
-            )
-            return cls(embedding=scorer, **common)
-        tokenizer, session, labels = _nli_parts(
-            bundle, chosen, max_length=max_length, providers=providers, threads=threads,
-            session_options=session_options,
-        )
-        return cls(tokenizer, session, labels, **common)
+        options = LoadOptions(model_max_length(bundle, max_length), providers, threads, session_options)
+        scorer = SCORERS[bundle.kind].load(bundle, chosen, options)
+        return cls(scorer, **_common_options(bundle, chosen, on_gpu=on_gpu, max_batch_tokens=max_batch_tokens))
 
     @property
     def kind(self) -> str:
         """The bundle's kind: "nli" (scores each text-label pair) or "embedding" (cosines of vectors)."""
-        return "embedding" if self._embedding is not None else "nli"
+        return self.scorer.kind
 
     @property
     def max_length(self) -> int:
-        if self._embedding is not None:
-            return self._embedding.tokenizer.max_length
-        assert self._tokenizer is not None
-        return self._tokenizer.max_length
+        """Tokens of one model input: a text-hypothesis pair (NLI) or a text (embedding)."""
+        return self.scorer.max_length
 
     @property
     def providers(self) -> list[str]:
-        if self._embedding is not None:
-            return self._embedding.session.providers
-        assert self._session is not None
-        return self._session.providers
+        return self.scorer.providers
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(kind='nli', variant={self.variant!r}, providers={self.providers!r}, "
-            f"labels={list(self.labels.names)!r}, max_length={self.max_length})"
-        )
+        fields = {"kind": self.kind, "variant": self.variant, "providers": self.providers, **self.scorer.describe(),
+                  "max_length": self.max_length}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
     @overload
     def __call__(
@@ -204,10 +184,9 @@ class ZeroShotClassifier:
                 f"Got {len(premise_list)} premises but {len(hypothesis_list)} hypotheses; "
                 "pair_logits needs one hypothesis per premise."
             )
-        if self._embedding is not None:
-            raise InvalidInputError("pair_logits needs an NLI bundle; this is an embedding bundle (see similarities()).")
-        index = np.arange(len(premise_list))
-        return self._run(premise_list, hypothesis_list, np.stack([index, index], axis=1), batch_size)
+        return self.scorer.pair_logits(
+            premise_list, hypothesis_list, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens
+        )
 
     def similarities(
         self,
@@ -218,72 +197,24 @@ class ZeroShotClassifier:
     ) -> np.ndarray:
         """Raw cosine similarities [texts, labels] of an embedding bundle, labels in the order given."""
         texts, _ = parse_sequences(sequences)
-        labels = parse_labels(candidate_labels)
-        hypotheses = build_hypotheses(labels, hypothesis_template if hypothesis_template is not None else self.hypothesis_template)
-        return self._embedder().cosines(
-            texts, hypotheses, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens
-        )
+        hypotheses = self._hypotheses(parse_labels(candidate_labels), hypothesis_template)
+        return self.scorer.cosines(texts, hypotheses, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens)
 
     def embed(self, sequences: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Sentence vectors [texts, dim] of an embedding bundle (pooled, and normalized if the model does)."""
         texts, _ = parse_sequences(sequences)
-        return self._embedder().embed(texts, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens)
+        return self.scorer.embed(texts, batch_size=_batch_size(batch_size), max_tokens=self.max_batch_tokens)
 
-    def _embedder(self) -> EmbeddingScorer:
-        if self._embedding is None:
-            raise InvalidInputError("similarities() and embed() need an embedding bundle; this is an NLI bundle.")
-        return self._embedding
+    def _hypotheses(self, labels: list[str], template: str | None) -> list[str]:
+        return build_hypotheses(labels, template if template is not None else self.hypothesis_template)
 
     def _label_scores(
-        self,
-        texts: list[str],
-        labels: list[str],
-        template: str | None,
-        multi_label: bool,
-        batch_size: int,
+        self, texts: list[str], labels: list[str], template: str | None, multi_label: bool, batch_size: int
     ) -> np.ndarray:
-        hypotheses = build_hypotheses(labels, template if template is not None else self.hypothesis_template)
-        if self._embedding is not None:
-            return self._embedding.label_scores(
-                texts, hypotheses, multi_label=multi_label, batch_size=_batch_size(batch_size),
-                max_tokens=self.max_batch_tokens,
-            )
-        grid = np.stack(
-            np.meshgrid(np.arange(len(texts)), np.arange(len(labels)), indexing="ij"), axis=-1
-        ).reshape(-1, 2)
-        logits = self._run(texts, hypotheses, grid, batch_size)
-        logits = logits.reshape(len(texts), len(labels), -1)
-        return label_scores(logits, self.labels, multi_label=multi_label)
-
-    def _run(
-        self, premises: list[str], hypotheses: list[str], index_pairs: np.ndarray, batch_size: int
-    ) -> np.ndarray:
-        """Logits for (premise index, hypothesis index) rows, in row order."""
-        _batch_size(batch_size)
-        assert self._tokenizer is not None and self._session is not None and self.labels is not None
-        hypothesis_encodings = self._tokenizer.encode_hypotheses(hypotheses)
-        premise_encodings = self._tokenizer.encode_premises(premises)
-        n_classes = len(self.labels.names)
-        out = np.empty((len(index_pairs), n_classes), dtype=np.float32)
-        for start in range(0, len(index_pairs), _PAIRS_IN_FLIGHT):
-            chunk = index_pairs[start : start + _PAIRS_IN_FLIGHT]
-            encodings = [
-                self._tokenizer.join(premise_encodings[p], hypothesis_encodings[h]) for p, h in chunk
-            ]
-            logits = run_encodings(
-                encodings,
-                self._session.run,
-                batch_size=batch_size,
-                pad_id=self._tokenizer.pad_id,
-                max_tokens=self.max_batch_tokens,
-            )
-            if logits.shape[1] != n_classes:
-                raise BundleError(
-                    f"The model returns {logits.shape[1]} logits per pair but its config names "
-                    f"{n_classes} labels {list(self.labels.names)}; config.json does not match the ONNX file."
-                )
-            out[start : start + len(chunk)] = logits
-        return out
+        return self.scorer.label_scores(
+            texts, self._hypotheses(labels, template), multi_label=multi_label, batch_size=_batch_size(batch_size),
+            max_tokens=self.max_batch_tokens,
+        )
 
 
 def _batch_size(batch_size: int) -> int:
@@ -331,35 +262,17 @@ def _common_options(
     }
 
 
-def _nli_parts(
-    bundle: Bundle,
-    chosen: VariantFile,
-    *,
-    max_length: int | None,
-    providers: Sequence[ProviderSpec] | None,
-    threads: int | None,
-    session_options: ort.SessionOptions | None,
-) -> tuple[PairTokenizer, LogitsSession, LabelSpec]:
-    """Tokenizer, session and label mapping of an NLI bundle; checks ``max_length`` first."""
-    manifest = bundle.manifest or {}
-    labels = LabelSpec.from_json(manifest["labels"]) if "labels" in manifest else resolve_labels(bundle.config)
-    limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
-    if max_length is not None and (not isinstance(max_length, int) or not 8 <= max_length <= limit):
-        raise InvalidInputError(
-            f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
-        )
-    tokenizer = PairTokenizer.from_file(
-        bundle.tokenizer_file,
-        tokenizer_config=bundle.tokenizer_config,
-        config=bundle.config,
-        max_length=max_length or limit,
-    )
-    session = create_session(chosen.path, providers=providers, threads=threads, session_options=session_options)
-    return tokenizer, LogitsSession(session), labels
+# What a Hub repo id can look like: "name" or "owner/name", letters, digits, "-", "_", ".".
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 def _local_dir(path_or_repo_id: str | Path) -> Path | None:
-    """A local directory, or None for something that can only be a Hub repo id."""
+    """A local directory, or None for something that can only be a Hub repo id.
+
+    A path that does not exist is named as such when it cannot be a repo id, or when its first
+    part exists here (``bundles/nope`` beside a ``bundles`` directory): it is a mistyped path,
+    and asking the Hub for it would only bury that under a network error.
+    """
     path = Path(path_or_repo_id).expanduser()
     if path.is_dir():
         return path
@@ -367,13 +280,13 @@ def _local_dir(path_or_repo_id: str | Path) -> Path | None:
     looks_local = (
         isinstance(path_or_repo_id, Path)
         or path.exists()
-        or text.startswith((".", "/", "~", "\\"))
-        or text.count("/") > 1
-        or "\\" in text
+        or not _REPO_ID.fullmatch(text)
+        or Path(text.split("/")[0]).is_dir()
     )
     if looks_local:
+        what = "is a file, not a directory" if path.exists() else "does not exist"
         raise BundleError(
-            f"{text} is not a model directory (it does not exist or is a file). Pass a directory "
-            "made by zsl-export, or a Hugging Face Hub repo id like 'org/model'."
+            f"{text} is not a model directory: it {what}. Pass a directory made by zsl-export, "
+            "or a Hugging Face Hub repo id like 'org/model'."
         )
     return None

@@ -22,20 +22,20 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
 
-from ._bundle import Bundle
+from ._bundle import Bundle, VariantFile
 from ._encoder import EmbeddingSession
-from ._exceptions import BundleError, InvalidInputError
+from ._exceptions import BundleError
 from ._inference import run_encodings
 from ._pooling import PoolingConfig
+from ._scorer import LoadOptions, Scorer, model_max_length
 from ._session import ProviderSpec, create_session
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._text_tokenization import TextTokenizer
-from ._tokenization import resolve_max_length
 
 __all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer"]
 
@@ -74,8 +74,11 @@ def embedding_settings(manifest: Mapping[str, Any]) -> EmbeddingSettings:
     )
 
 
-class EmbeddingScorer:
+class EmbeddingScorer(Scorer):
     """Embeds texts and hypotheses and turns their cosines into label scores."""
+
+    kind: ClassVar[str] = "embedding"
+    title: ClassVar[str] = "embedding"
 
     def __init__(
         self,
@@ -96,6 +99,23 @@ class EmbeddingScorer:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.label_encodes = 0  # label sets encoded (cache misses); tests read it
+
+    @classmethod
+    def load(cls, bundle: Bundle, chosen: VariantFile, options: LoadOptions) -> EmbeddingScorer:
+        label = bundle.label_file(chosen)
+        return load_embedding_scorer(
+            bundle, chosen.path, label_model_path=None if label is None else label.path,
+            max_length=options.max_length, providers=options.providers, threads=options.threads,
+            session_options=options.session_options,
+        )
+
+    @property
+    def max_length(self) -> int:
+        return self.tokenizer.max_length
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.providers
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int, max_tokens: int | None = None, prompt: str | None = None
@@ -182,19 +202,13 @@ def load_embedding_scorer(
             f"{label_model_path} is missing: this variant encodes label hypotheses with it (the "
             "manifest's label_variant). Re-download or re-export the bundle."
         )
-    manifest = bundle.manifest or {}
-    settings = embedding_settings(manifest)
-    limit = manifest.get("max_length") or resolve_max_length(bundle.tokenizer_config, bundle.config)
-    if max_length is not None and (
-        isinstance(max_length, bool) or not isinstance(max_length, int) or not 8 <= max_length <= limit
-    ):
-        raise InvalidInputError(
-            f"max_length must be an integer from 8 to the model's limit {limit}, not {max_length!r}."
-        )
+    settings = embedding_settings(bundle.manifest or {})
+    max_length = model_max_length(bundle, max_length)
     tokenizer = TextTokenizer.from_file(
         bundle.tokenizer_file, tokenizer_config=bundle.tokenizer_config, config=bundle.config,
-        max_length=max_length or limit,
+        max_length=max_length,
     )
+
     def open_session(path: Path) -> EmbeddingSession:
         session = create_session(path, providers=providers, threads=threads, session_options=session_options)
         return EmbeddingSession(session, settings.pooling)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 
-from ._exceptions import BundleError, ZslOnnxError
+from ._exceptions import BundleError, mapped_errors
 
 __all__ = ["DEFAULT_HUB_TIMEOUT", "download", "fetch_matching"]
 
@@ -38,18 +38,16 @@ def download(
     """The local snapshot directory of ``repo_id`` holding the metadata files and one variant."""
     if timeout is not None and not timeout > 0:
         raise BundleError(f"The Hub timeout must be a positive number of seconds, not {timeout!r}.")
-    try:
+    failed = "it is not in the Hugging Face Hub cache" if local_files_only else "fetching it from the Hugging Face Hub failed"
+    # Hub errors (offline, timeout, 404, gated, auth) all need the same advice.
+    with mapped_errors(
+        f"{repo_id!r} is not a local directory (no such path here), and {failed}",
+        "Check the path, or pass a local directory exported with zsl-export; for a Hub model, check the repo "
+        "id and your connection, or use one already in the cache with local_files_only=True (--offline).",
+    ):
         if local_files_only:
             return _cached(repo_id, revision, cache_dir)
         return _fetch(repo_id, metadata, choose, variant, on_gpu, revision, cache_dir, timeout)
-    except ZslOnnxError:
-        raise
-    except Exception as exc:  # hub errors: offline, timeout, 404, gated, auth; all need the same advice
-        raise BundleError(
-            f"Cannot fetch {repo_id!r} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
-            "If the Hub is unreachable, pass a local directory exported with zsl-export, or use a model "
-            "already in the cache with local_files_only=True (--offline)."
-        ) from exc
 
 
 def _cached(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ._batching import Batch
-from ._exceptions import BundleError, ProviderFallbackWarning, ProviderUnavailableError, InvalidInputError
+from ._exceptions import BundleError, InvalidInputError, ProviderFallbackWarning, ProviderUnavailableError, mapped_errors
 
 _KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 _DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
@@ -126,10 +126,8 @@ def create_session(
         options.add_session_config_entry(DYNAMIC_BLOCK_BASE, "4")
         if threads is not None:
             options.intra_op_num_threads = threads
-    try:
+    with mapped_errors(f"ONNX Runtime cannot load {model_path}", "Re-download or re-export the bundle."):
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=requested)
-    except Exception as exc:  # ORT raises pybind-specific types (InvalidProtobuf, Fail, ...)
-        raise BundleError(f"ONNX Runtime cannot load {model_path}: {exc}") from exc
     active = session.get_providers()
     dropped = [provider_name(p) for p in requested if provider_name(p) not in active]
     if dropped:

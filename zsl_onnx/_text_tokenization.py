@@ -14,8 +14,7 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from ._exceptions import BundleError
-from ._tokenization import resolve_pad_id
+from ._tokenization import load_tokenizer, resolve_pad_id
 
 __all__ = ["TextTokenizer"]
 
@@ -40,10 +39,7 @@ class TextTokenizer:
         config: Mapping[str, Any],
         max_length: int,
     ) -> TextTokenizer:
-        try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_json))
-        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-            raise BundleError(f"Cannot read tokenizer file {tokenizer_json}: {exc}") from exc
+        tokenizer = load_tokenizer(tokenizer_json)
         return cls(tokenizer, max_length=max_length, pad_id=resolve_pad_id(tokenizer, tokenizer_config, config))
 
     @property

@@ -13,12 +13,18 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from ._exceptions import BundleError, HypothesisTooLongError
+from ._exceptions import BundleError, HypothesisTooLongError, mapped_errors
 
 # transformers writes int(1e30) as model_max_length when a tokenizer declares no limit.
 _NO_LIMIT = 1_000_000
 # Families whose learned positions start after padding_idx (RoBERTa's offset of pad_id + 1).
 _POSITION_OFFSET_FAMILIES = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer"}
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """A tokenizers.Tokenizer from a tokenizer.json, as our BundleError if it is unreadable."""
+    with mapped_errors(f"Cannot read tokenizer file {path}", "Re-download or re-export the bundle."):
+        return Tokenizer.from_file(str(path))
 
 
 def resolve_max_length(
@@ -90,10 +96,7 @@ class PairTokenizer:
         config: Mapping[str, Any],
         max_length: int | None = None,
     ) -> PairTokenizer:
-        try:
-            tokenizer = Tokenizer.from_file(str(tokenizer_json))
-        except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-            raise BundleError(f"Cannot read tokenizer file {tokenizer_json}: {exc}") from exc
+        tokenizer = load_tokenizer(tokenizer_json)
         return cls(
             tokenizer,
             max_length=resolve_max_length(tokenizer_config, config) if max_length is None else max_length,

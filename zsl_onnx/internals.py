@@ -8,12 +8,14 @@ stay free to change. Everything named here is covered by the runtime's tests.
 from ._batching import Batch, make_batches
 from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, read_json, sha256_file
 from ._manifest import EMBEDDING_MANIFEST_VERSION
-from ._embedding import load_embedding_scorer
+from ._embedding import EmbeddingScorer, load_embedding_scorer
 from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
 from ._classifier import CPU_MAX_BATCH_TOKENS, DEFAULT_BATCH_SIZE
 from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses
 from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
+from ._nli import NliScorer
+from ._scorer import LoadOptions, Scorer
 from ._lock import LOCK_SUFFIX, FileLock, lock_is_stale
 from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
 from ._similarity import Scoring, cosine_matrix, similarity_scores
@@ -31,6 +33,10 @@ __all__ = [
     "MANIFEST_FORMAT",
     "MANIFEST_VERSION",
     "Batch",
+    "EmbeddingScorer",
+    "LoadOptions",
+    "NliScorer",
+    "Scorer",
     "FileLock",
     "LabelSpec",
     "LogitsSession",
