@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from string import Formatter
 
@@ -27,13 +28,23 @@ def parse_sequences(sequences: str | Iterable[str]) -> tuple[list[str], bool]:
             raise InvalidInputError(
                 f"sequences[{i}] is {type(text).__name__}, not str: every text must be a string."
             )
-        if not text.strip():
+        if is_blank(text):
             raise InvalidInputError(
-                f"sequences[{i}] is empty or only whitespace: there is nothing to classify; "
-                "drop it or replace it with real text."
+                f"sequences[{i}] is empty or only whitespace or invisible characters: there is nothing "
+                "to classify; drop it or replace it with real text."
             )
         _check_encodable(text, f"sequences[{i}]")
     return [str(text) for text in texts], single
+
+
+# Unicode categories that print nothing: format (zero-width space and joiners, BOM, bidi
+# marks, soft hyphen), control, and unassigned code points.
+_INVISIBLE = frozenset({"Cf", "Cc", "Cn"})
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` holds nothing but whitespace and characters that print nothing."""
+    return not any(not char.isspace() and unicodedata.category(char) not in _INVISIBLE for char in text)
 
 
 def parse_labels(candidate_labels: str | Iterable[str]) -> list[str]:
@@ -55,8 +66,10 @@ def parse_labels(candidate_labels: str | Iterable[str]) -> list[str]:
             raise InvalidInputError(
                 f"candidate_labels[{i}] is {type(label).__name__}, not str: labels must be strings."
             )
-        if not label.strip():
-            raise InvalidInputError(f"candidate_labels[{i}] is empty: every label needs a name.")
+        if is_blank(label):
+            raise InvalidInputError(
+                f"candidate_labels[{i}] is empty or only invisible characters: every label needs a name."
+            )
         _check_encodable(label, f"candidate_labels[{i}]")
         if label in seen:
             raise InvalidInputError(

@@ -49,11 +49,13 @@ class PoolingConfig:
     def from_json(cls, data: Mapping[str, Any]) -> PoolingConfig:
         if not isinstance(data, Mapping) or not isinstance(data.get("modes"), list):
             raise BundleError("The manifest's embedding.pooling entry is malformed; re-export the bundle.")
-        return cls(
-            modes=tuple(data["modes"]),
-            normalize=bool(data.get("normalize", False)),
-            include_prompt=bool(data.get("include_prompt", True)),
-        )
+        flags = {"normalize": data.get("normalize", False), "include_prompt": data.get("include_prompt", True)}
+        for name, value in flags.items():
+            if not isinstance(value, bool):  # bool("false") is True: a string would flip the setting
+                raise BundleError(
+                    f"The manifest's embedding.pooling.{name} is {value!r}, not true or false; re-export the bundle."
+                )
+        return cls(modes=tuple(data["modes"]), **flags)
 
 
 def pool(

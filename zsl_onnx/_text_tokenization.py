@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from ._tokenization import load_tokenizer, resolve_pad_id
+from ._tokenization import load_tokenizer, resolve_pad_id, window_text
 
 __all__ = ["TextTokenizer"]
 
@@ -29,6 +29,9 @@ class TextTokenizer:
         self._tokenizer.enable_truncation(max_length)
         self.max_length = max_length
         self.pad_id = pad_id
+        self._probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated, for window_text
+        self._probe.no_padding()
+        self._probe.no_truncation()
 
     @classmethod
     def from_file(
@@ -48,7 +51,8 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], prompt: str = "") -> list[Encoding]:
         """Tokenize ``prompt + text`` for each text, with special tokens."""
-        return self._tokenizer.encode_batch([prompt + text for text in texts], add_special_tokens=True)
+        texts = [prompt + window_text(self._probe, text, self.max_length) for text in texts]
+        return self._tokenizer.encode_batch(texts, add_special_tokens=True)
 
     def prompt_length(self, prompt: str) -> int:
         """Tokens the prompt covers at the start of an encoding, counting a leading special

@@ -15,6 +15,9 @@ from tokenizers import Encoding, Tokenizer
 
 from ._exceptions import BundleError, HypothesisTooLongError, mapped_errors
 
+# A text of at most this many characters per token of the window is tokenized whole; a longer
+# one only as far as the window can reach (see window_text).
+WHOLE_CHARS_PER_TOKEN = 16
 # transformers writes int(1e30) as model_max_length when a tokenizer declares no limit.
 _NO_LIMIT = 1_000_000
 # Families whose learned positions start after padding_idx (RoBERTa's offset of pad_id + 1).
@@ -25,6 +28,33 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     """A tokenizers.Tokenizer from a tokenizer.json, as our BundleError if it is unreadable."""
     with mapped_errors(f"Cannot read tokenizer file {path}", "Re-download or re-export the bundle."):
         return Tokenizer.from_file(str(path))
+
+
+def window_text(probe: Tokenizer, text: str, tokens: int) -> str:
+    """The start of ``text`` whose tokens begin with every token a ``tokens``-long window holds.
+
+    Tokenizing a 50 MB text in full to keep its first few hundred tokens costs minutes and
+    gigabytes; this costs about as much as the window. ``probe`` is the tokenizer without
+    truncation. The prefix ends before an ASCII space, where every pre-tokenizer we load
+    (WordPiece, Metaspace, byte-level BPE) splits words, so its tokens are the full text's first
+    tokens; it is taken once it holds more than ``tokens`` of them. A text with no space in
+    reach (CJK, base64) is cut where two prefixes, one twice the other, agree on the window.
+    """
+    size = WHOLE_CHARS_PER_TOKEN * tokens
+    while size < len(text):
+        space = text.find(" ", size, 2 * size)
+        if space > 0 and not text[space - 1].isspace():
+            prefix = text[:space]
+            if len(probe.encode(prefix, add_special_tokens=False).ids) > tokens:
+                return prefix
+        else:
+            prefix, longer = text[:size], text[: 2 * size]
+            first = probe.encode(prefix, add_special_tokens=False).ids
+            window = first[: tokens + 1]
+            if len(first) > tokens and window == probe.encode(longer, add_special_tokens=False).ids[: tokens + 1]:
+                return prefix
+        size *= 2
+    return text
 
 
 def resolve_max_length(
@@ -86,6 +116,9 @@ class PairTokenizer:
         self.max_length = max_length
         self.pad_id = pad_id
         self._pair_specials = self._tokenizer.num_special_tokens_to_add(is_pair=True)
+        self._probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated, for window_text
+        self._probe.no_padding()
+        self._probe.no_truncation()
 
     @classmethod
     def from_file(
@@ -125,7 +158,8 @@ class PairTokenizer:
 
     def encode_premises(self, premises: Sequence[str]) -> list[Encoding]:
         """Tokenize each text once, however many labels it will be paired with."""
-        return self._tokenizer.encode_batch(list(premises), add_special_tokens=False)
+        texts = [window_text(self._probe, text, self.max_length) for text in premises]
+        return self._tokenizer.encode_batch(texts, add_special_tokens=False)
 
     def join(self, premise: Encoding, hypothesis: Encoding) -> Encoding:
         """Truncate the premise to fit and add special tokens; same ids as encoding the pair."""
