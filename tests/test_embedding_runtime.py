@@ -326,3 +326,32 @@ def test_repr_works_for_an_embedding_classifier():
     assert repr(make()) == (
         "ZeroShotClassifier(kind='embedding', variant='fp32', providers=['CPUExecutionProvider'], max_length=32)"
     )
+
+
+def test_embedding_chunk_pools_the_unit_vectors_of_its_windows():
+    from zsl_onnx._windows import split_windows
+
+    clf = make()
+    long = "a man plays guitar in the park and the crowd sings along loudly " * 12
+    budget = clf.max_length - clf.scorer.tokenizer.specials - 4
+    windows = split_windows(clf.scorer.tokenizer.probe, [long], budget, None)
+    assert len(windows.texts) > 2
+    vectors = clf.embed(windows.texts)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    pooled = unit.mean(axis=0, keepdims=True)
+    labels = clf.scorer.label_vectors([f"This example is {x}." for x in LABELS], batch_size=8)
+    from zsl_onnx._similarity import cosine_matrix, similarity_scores
+
+    expected = similarity_scores(cosine_matrix(pooled, labels), clf.scorer.scoring, multi_label=False)
+    np.testing.assert_allclose(clf.scores([long], LABELS, long_text="chunk", max_windows=None), expected, atol=1e-6)
+    short = TEXTS[:2]
+    np.testing.assert_array_equal(clf.scores(short, LABELS, long_text="chunk"), clf.scores(short, LABELS))
+
+
+def test_embedding_label_sets_per_text_equal_calls_alone_and_share_the_cache():
+    clf = make()
+    sets = [LABELS, ["weather", "music"], LABELS, ["cooking"]]
+    together = clf.scores(TEXTS, sets)
+    for text, labels, row in zip(TEXTS, sets, together):
+        np.testing.assert_allclose(row, clf.scores([text], labels)[0], rtol=0, atol=1e-6)
+    assert clf.scorer.label_encodes == 3  # three distinct label sets, each encoded once

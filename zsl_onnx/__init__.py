@@ -15,6 +15,7 @@ from ._exceptions import (
     NoEntailmentLabelError,
     ProviderFallbackWarning,
     ProviderUnavailableError,
+    TruncationWarning,
     ZslOnnxError,
 )
 from ._hypotheses import DEFAULT_TEMPLATE
@@ -31,6 +32,7 @@ __all__ = [
     "NoEntailmentLabelError",
     "ProviderFallbackWarning",
     "ProviderUnavailableError",
+    "TruncationWarning",
     "ZeroShotClassifier",
     "ZslOnnxError",
     "__version__",

@@ -14,18 +14,22 @@ import onnxruntime as ort
 from ._bundle import DEFAULT_HUB_TIMEOUT, Bundle, VariantFile, download, read_bundle
 from ._embedding import EmbeddingScorer
 from ._exceptions import BundleError, InvalidInputError
-from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels, parse_sequences
+from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_label_sets, parse_labels, parse_sequences
 from ._nli import NliScorer
 from ._postprocess import ranked_result
 from ._scorer import LoadOptions, Scorer, model_max_length
 from ._session import ProviderSpec, provider_name
 
-__all__ = ["CPU_MAX_BATCH_TOKENS", "DEFAULT_BATCH_SIZE", "SCORERS", "ZeroShotClassifier"]
+__all__ = ["CPU_MAX_BATCH_TOKENS", "DEFAULT_BATCH_SIZE", "DEFAULT_MAX_WINDOWS", "SCORERS", "ZeroShotClassifier"]
 
 DEFAULT_BATCH_SIZE = 32
 # CPU cap on padded tokens per micro-batch (rows x width): larger batches fall out of cache.
 # Measured by benchmarks/bench_speed.py (token-cap table); GPU providers get no cap.
 CPU_MAX_BATCH_TOKENS = 512
+# long_text="chunk" reads at most this many windows of a text unless told otherwise: a bound on
+# the cost of one text (16 windows of a 256-token model cover about 3,000 words).
+DEFAULT_MAX_WINDOWS = 16
+LongText = Literal["truncate", "chunk"]
 # The scorer class of each bundle kind (the manifest's "kind"): the one place kinds are listed.
 SCORERS: Mapping[str, type[Scorer]] = MappingProxyType({"nli": NliScorer, "embedding": EmbeddingScorer})
 
@@ -126,52 +130,69 @@ class ZeroShotClassifier:
     def __call__(
         self,
         sequences: str,
-        candidate_labels: str | Sequence[str],
+        candidate_labels: str | Sequence[str] | Sequence[Sequence[str]],
         hypothesis_template: str | None = ...,
         multi_label: bool = ...,
         batch_size: int = ...,
+        long_text: LongText = ...,
+        max_windows: int | None = ...,
     ) -> dict[str, Any]: ...
 
     @overload
     def __call__(
         self,
         sequences: Sequence[str],
-        candidate_labels: str | Sequence[str],
+        candidate_labels: str | Sequence[str] | Sequence[Sequence[str]],
         hypothesis_template: str | None = ...,
         multi_label: bool = ...,
         batch_size: int = ...,
+        long_text: LongText = ...,
+        max_windows: int | None = ...,
     ) -> list[dict[str, Any]]: ...
 
     def __call__(
         self,
         sequences: str | Sequence[str],
-        candidate_labels: str | Sequence[str],
+        candidate_labels: str | Sequence[str] | Sequence[Sequence[str]],
         hypothesis_template: str | None = None,
         multi_label: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        long_text: LongText = "truncate",
+        max_windows: int | None = DEFAULT_MAX_WINDOWS,
     ) -> dict[str, Any] | list[dict[str, Any]]:
         """Classify; returns the pipeline's ``{"sequence", "labels", "scores"}`` dict(s).
 
         A single string gives one dict, a list gives a list. Labels come sorted by score.
+        ``candidate_labels`` may also be one list of labels per text: all pairs still run in
+        one batched pass, and each text's result equals the call for that text alone.
+
+        ``long_text="truncate"`` cuts a text that does not fit the model, as the pipeline does
+        (with a :class:`~zsl_onnx.TruncationWarning`); ``"chunk"`` reads it whole, as
+        overlapping windows of at most ``max_windows`` (docs/long-texts.md).
         """
         texts, single = parse_sequences(sequences)
-        labels = parse_labels(candidate_labels)
-        matrix = self._label_scores(texts, labels, hypothesis_template, multi_label, batch_size)
-        results = [ranked_result(text, labels, row) for text, row in zip(texts, matrix)]
+        label_lists, rows = self._score_rows(
+            texts, candidate_labels, hypothesis_template, multi_label, batch_size, long_text, max_windows
+        )
+        results = [ranked_result(text, labels, row) for text, labels, row in zip(texts, label_lists, rows)]
         return results[0] if single else results
 
     def scores(
         self,
         sequences: str | Sequence[str],
-        candidate_labels: str | Sequence[str],
+        candidate_labels: str | Sequence[str] | Sequence[Sequence[str]],
         hypothesis_template: str | None = None,
         multi_label: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> np.ndarray:
-        """Scores as a float32 matrix [texts, labels], labels in the order given (not ranked)."""
+        long_text: LongText = "truncate",
+        max_windows: int | None = DEFAULT_MAX_WINDOWS,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Scores as a float32 matrix [texts, labels], labels in the order given (not ranked);
+        with one label list per text, a list of one score row per text."""
         texts, _ = parse_sequences(sequences)
-        labels = parse_labels(candidate_labels)
-        return self._label_scores(texts, labels, hypothesis_template, multi_label, batch_size)
+        return self._score_rows(
+            texts, candidate_labels, hypothesis_template, multi_label, batch_size, long_text, max_windows
+        )[1]
 
     def pair_logits(
         self, premises: Sequence[str], hypotheses: Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE
@@ -208,13 +229,31 @@ class ZeroShotClassifier:
     def _hypotheses(self, labels: list[str], template: str | None) -> list[str]:
         return build_hypotheses(labels, template if template is not None else self.hypothesis_template)
 
-    def _label_scores(
-        self, texts: list[str], labels: list[str], template: str | None, multi_label: bool, batch_size: int
-    ) -> np.ndarray:
-        return self.scorer.label_scores(
-            texts, self._hypotheses(labels, template), multi_label=multi_label, batch_size=_batch_size(batch_size),
-            max_tokens=self.max_batch_tokens,
-        )
+    def _score_rows(
+        self, texts: list[str], candidate_labels: object, template: str | None, multi_label: bool, batch_size: int,
+        long_text: LongText, max_windows: int | None,
+    ) -> tuple[list[list[str]], Any]:
+        """Each text's labels and its score row: one matrix for a shared label set, else a list."""
+        chunk = _long_text(long_text, max_windows)
+        label_lists, shared = parse_label_sets(candidate_labels, len(texts))
+        options = {"multi_label": multi_label, "batch_size": _batch_size(batch_size), "max_tokens": self.max_batch_tokens}
+        if shared and not chunk:
+            hypotheses = self._hypotheses(label_lists[0], template)
+            return label_lists, self.scorer.label_scores(texts, hypotheses, **options)
+        hypothesis_sets = [self._hypotheses(labels, template) for labels in label_lists]
+        if not chunk:
+            return label_lists, self.scorer.label_scores_per_text(texts, hypothesis_sets, **options)
+        rows = self.scorer.chunked_label_scores(texts, hypothesis_sets, max_windows=max_windows, **options)
+        return label_lists, np.stack(rows) if shared else rows
+
+
+def _long_text(long_text: str, max_windows: int | None) -> bool:
+    """Whether to chunk; refuses an unknown mode or a window bound that is not a positive integer."""
+    if long_text not in ("truncate", "chunk"):
+        raise InvalidInputError(f"long_text must be 'truncate' or 'chunk', not {long_text!r}.")
+    if max_windows is not None and (isinstance(max_windows, bool) or not isinstance(max_windows, int) or max_windows < 1):
+        raise InvalidInputError(f"max_windows must be a positive integer or None (no bound), not {max_windows!r}.")
+    return long_text == "chunk"
 
 
 def _batch_size(batch_size: int) -> int:

@@ -26,16 +26,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
+from tokenizers import Encoding
 
 from ._bundle import Bundle, VariantFile
 from ._encoder import EmbeddingSession
-from ._exceptions import BundleError
+from ._exceptions import BundleError, InvalidInputError
 from ._inference import run_encodings
 from ._pooling import PoolingConfig
-from ._scorer import LoadOptions, Scorer, model_max_length
+from ._scorer import MIN_WINDOW, WINDOW_SLACK, LoadOptions, Scorer, model_max_length
 from ._session import ProviderSpec, create_session
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._text_tokenization import TextTokenizer
+from ._truncation import overflow_tokens, warn_truncated
+from ._windows import split_windows
 
 __all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer"]
 
@@ -118,17 +121,21 @@ class EmbeddingScorer(Scorer):
         return self.session.providers
 
     def embed(
-        self, texts: Sequence[str], *, batch_size: int, max_tokens: int | None = None, prompt: str | None = None
+        self, texts: Sequence[str], *, batch_size: int, max_tokens: int | None = None, prompt: str | None = None,
+        warn: bool = True,
     ) -> np.ndarray:
         """Pooled vectors [texts, dim] in micro-batches of at most ``batch_size`` texts and
         ``max_tokens`` padded tokens; each row depends only on its own text (fp32)."""
         prompt = self.prompts.text if prompt is None else prompt
-        return self._encode(self.session, texts, prompt, batch_size=batch_size, max_tokens=max_tokens)
-
-    def _encode(
-        self, session: EmbeddingSession, texts: Sequence[str], prompt: str, *, batch_size: int, max_tokens: int | None
-    ) -> np.ndarray:
         encodings = self.tokenizer.encode(texts, prompt)
+        if warn:
+            warn_truncated(texts, [overflow_tokens(e, self.tokenizer.specials) for e in encodings], self.max_length)
+        return self._run(self.session, encodings, prompt, batch_size=batch_size, max_tokens=max_tokens)
+
+    def _run(
+        self, session: EmbeddingSession, encodings: list[Encoding], prompt: str, *, batch_size: int,
+        max_tokens: int | None,
+    ) -> np.ndarray:
         prompt_length = self.tokenizer.prompt_length(prompt)
         return run_encodings(
             encodings,
@@ -146,9 +153,8 @@ class EmbeddingScorer(Scorer):
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        vectors = self._encode(
-            self.label_session, hypotheses, self.prompts.label, batch_size=batch_size, max_tokens=max_tokens
-        )
+        encodings = self.tokenizer.encode(hypotheses, self.prompts.label)
+        vectors = self._run(self.label_session, encodings, self.prompts.label, batch_size=batch_size, max_tokens=max_tokens)
         vectors.setflags(write=False)  # shared between calls and threads
         with self._lock:
             self.label_encodes += 1
@@ -163,13 +169,7 @@ class EmbeddingScorer(Scorer):
         """Raw cosine similarity [texts, labels]."""
         labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
         vectors = self.embed(texts, batch_size=batch_size, max_tokens=max_tokens)
-        if len(texts) and len(hypotheses) and vectors.shape[1] != labels.shape[1]:
-            raise BundleError(
-                f"The bundle's label model gives {labels.shape[1]}-dim vectors and its text model "
-                f"{vectors.shape[1]}-dim ones: its label_variant names a file of another model. "
-                "Re-download or re-export the bundle."
-            )
-        return cosine_matrix(vectors, labels)
+        return _cosines(vectors, labels)
 
     def label_scores(
         self,
@@ -183,6 +183,73 @@ class EmbeddingScorer(Scorer):
         """Calibrated scores [texts, labels] (see :mod:`._similarity`)."""
         cosines = self.cosines(texts, hypotheses, batch_size=batch_size, max_tokens=max_tokens)
         return similarity_scores(cosines, self.scoring, multi_label=multi_label)
+
+    def label_scores_per_text(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None = None,
+    ) -> list[np.ndarray]:
+        """Texts embedded once; each distinct label set scored against its own texts, as a call
+        with that label set alone would (label vectors from the shared cache)."""
+        return self._scores_per_text(
+            self.embed(texts, batch_size=batch_size, max_tokens=max_tokens), hypothesis_sets,
+            multi_label=multi_label, batch_size=batch_size, max_tokens=max_tokens,
+        )
+
+    def chunked_label_scores(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None, max_windows: int | None,
+    ) -> list[np.ndarray]:
+        """Each text's vector is the mean of its windows' vectors (unit length first, so each
+        window counts the same), then scored as one text's vector is."""
+        budget = self.max_length - self.tokenizer.specials - self.tokenizer.prompt_length(self.prompts.text) - WINDOW_SLACK
+        if budget < MIN_WINDOW:
+            raise InvalidInputError(
+                f"max_length={self.max_length} leaves {max(budget, 0)} tokens for a window of text after the "
+                f"model's prompt; long_text='chunk' needs {MIN_WINDOW}. Raise max_length."
+            )
+        windows = split_windows(self.tokenizer.probe, texts, budget, max_windows)
+        warn_truncated(texts, windows.dropped, self.max_length)
+        vectors = self.embed(windows.texts, batch_size=batch_size, max_tokens=max_tokens, warn=False)
+        pooled = np.stack([_pool_windows(vectors[rows]) for rows in windows.rows_of(len(texts))])
+        return self._scores_per_text(
+            pooled, hypothesis_sets, multi_label=multi_label, batch_size=batch_size, max_tokens=max_tokens
+        )
+
+    def _scores_per_text(
+        self, vectors: np.ndarray, hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None,
+    ) -> list[np.ndarray]:
+        """Each distinct label set scored against the vectors of its texts."""
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for row, hypotheses in enumerate(hypothesis_sets):
+            groups.setdefault(tuple(hypotheses), []).append(row)
+        out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(vectors)
+        for hypotheses, rows in groups.items():
+            labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
+            scores = similarity_scores(_cosines(vectors[rows], labels), self.scoring, multi_label=multi_label)
+            for row, row_scores in zip(rows, scores):
+                out[row] = row_scores
+        return out
+
+
+def _pool_windows(vectors: np.ndarray) -> np.ndarray:
+    """One text's vector from its windows' vectors: the mean of their unit vectors (a text that
+    fits one window keeps its vector as it is, so its scores equal long_text='truncate')."""
+    if len(vectors) == 1:
+        return vectors[0]
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return unit.mean(axis=0).astype(np.float32)
+
+
+def _cosines(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Cosines [texts, labels], refusing label vectors of another width (a mismatched label model)."""
+    if len(vectors) and len(labels) and vectors.shape[1] != labels.shape[1]:
+        raise BundleError(
+            f"The bundle's label model gives {labels.shape[1]}-dim vectors and its text model "
+            f"{vectors.shape[1]}-dim ones: its label_variant names a file of another model. "
+            "Re-download or re-export the bundle."
+        )
+    return cosine_matrix(vectors, labels)
 
 
 def load_embedding_scorer(

@@ -22,6 +22,7 @@ __all__ = [
     "NoEntailmentLabelError",
     "ProviderFallbackWarning",
     "ProviderUnavailableError",
+    "TruncationWarning",
     "ZslOnnxError",
     "mapped_errors",
     "short_cause",
@@ -58,6 +59,19 @@ class HypothesisTooLongError(InvalidInputError):
 
 class ProviderUnavailableError(ZslOnnxError):
     """A requested ONNX Runtime execution provider is not available in this install."""
+
+
+class TruncationWarning(UserWarning):
+    """Texts were cut to fit the model's input, as the pipeline cuts them.
+
+    ``rows`` are the positions of the cut texts in the call, ``dropped`` the tokens each lost
+    (a lower bound for texts longer than the model can reach; the message says when).
+    """
+
+    def __init__(self, message: str, *, rows: tuple[int, ...] = (), dropped: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.rows = rows
+        self.dropped = dropped
 
 
 class ProviderFallbackWarning(RuntimeWarning):

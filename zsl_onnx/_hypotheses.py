@@ -47,7 +47,31 @@ def is_blank(text: str) -> bool:
     return not any(not char.isspace() and unicodedata.category(char) not in _INVISIBLE for char in text)
 
 
-def parse_labels(candidate_labels: str | Iterable[str]) -> list[str]:
+def parse_label_sets(candidate_labels: object, n_texts: int) -> tuple[list[list[str]], bool]:
+    """Each text's labels, and whether all texts share one set.
+
+    ``candidate_labels`` is one set for all texts (a comma-separated string or an iterable of
+    strings, see :func:`parse_labels`) or one iterable of labels per text, in text order.
+    """
+    if isinstance(candidate_labels, str):
+        return [parse_labels(candidate_labels)] * n_texts, True
+    items = _as_list(candidate_labels, "candidate_labels", "an iterable of strings or a comma-separated string")
+    nested = [not isinstance(item, str) for item in items]
+    if not any(nested):
+        return [parse_labels(items)] * n_texts, True
+    if not all(nested):
+        raise InvalidInputError(
+            "candidate_labels mixes labels and label lists: pass one list of labels for all texts, "
+            "or one list of labels per text."
+        )
+    if len(items) != n_texts:
+        raise InvalidInputError(
+            f"candidate_labels holds {len(items)} label lists for {n_texts} texts: pass one list per text, in order."
+        )
+    return [parse_labels(item, name=f"candidate_labels[{i}]") for i, item in enumerate(items)], False
+
+
+def parse_labels(candidate_labels: str | Iterable[str], name: str = "candidate_labels") -> list[str]:
     """Split a comma-separated string the way the pipeline does, and check the labels.
 
     Any other iterable of strings is taken as is, one label per item.
@@ -55,25 +79,23 @@ def parse_labels(candidate_labels: str | Iterable[str]) -> list[str]:
     if isinstance(candidate_labels, str):
         labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
     else:
-        labels = _as_list(
-            candidate_labels, "candidate_labels", "an iterable of strings or a comma-separated string"
-        )
+        labels = _as_list(candidate_labels, name, "an iterable of strings or a comma-separated string")
     if not labels:
-        raise InvalidInputError("candidate_labels is empty: pass at least one label.")
+        raise InvalidInputError(f"{name} is empty: pass at least one label.")
     seen: set[str] = set()
     for i, label in enumerate(labels):
         if not isinstance(label, str):
             raise InvalidInputError(
-                f"candidate_labels[{i}] is {type(label).__name__}, not str: labels must be strings."
+                f"{name}[{i}] is {type(label).__name__}, not str: labels must be strings."
             )
         if is_blank(label):
             raise InvalidInputError(
-                f"candidate_labels[{i}] is empty or only invisible characters: every label needs a name."
+                f"{name}[{i}] is empty or only invisible characters: every label needs a name."
             )
-        _check_encodable(label, f"candidate_labels[{i}]")
+        _check_encodable(label, f"{name}[{i}]")
         if label in seen:
             raise InvalidInputError(
-                f"candidate label {label!r} appears twice: labels must be unique, "
+                f"candidate label {label!r} appears twice in {name}: labels must be unique, "
                 "since each one gets its own score."
             )
         seen.add(label)

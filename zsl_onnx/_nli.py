@@ -12,15 +12,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+from tokenizers import Encoding
 
 from ._bundle import Bundle, VariantFile
-from ._exceptions import BundleError
+from ._exceptions import BundleError, HypothesisTooLongError
 from ._inference import run_encodings
 from ._labels import LabelSpec, resolve_labels
 from ._postprocess import label_scores
-from ._scorer import LoadOptions, Scorer
+from ._scorer import MIN_WINDOW, WINDOW_SLACK, LoadOptions, Scorer
 from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer
+from ._truncation import overflow_tokens, warn_truncated
+from ._windows import combine_rows, split_windows
 
 __all__ = ["PAIRS_IN_FLIGHT", "NliScorer"]
 
@@ -73,6 +76,40 @@ class NliScorer(Scorer):
         logits = self._logits(texts, hypotheses, grid, batch_size, max_tokens)
         return label_scores(logits.reshape(len(texts), len(hypotheses), -1), self.labels, multi_label=multi_label)
 
+    def label_scores_per_text(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None, warn: bool = True,
+    ) -> list[np.ndarray]:
+        unique: dict[str, int] = {}
+        pairs = [(i, unique.setdefault(h, len(unique))) for i, hypotheses in enumerate(hypothesis_sets) for h in hypotheses]
+        grid = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+        logits = self._logits(texts, list(unique), grid, batch_size, max_tokens, warn=warn)
+        ends = np.cumsum([len(hypotheses) for hypotheses in hypothesis_sets])
+        return [
+            label_scores(rows[None], self.labels, multi_label=multi_label)[0]
+            for rows in np.split(logits, ends[:-1])
+        ]
+
+    def chunked_label_scores(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None, max_windows: int | None,
+    ) -> list[np.ndarray]:
+        longest = max(len(e.ids) for e in self.tokenizer.encode_hypotheses(sorted({h for s in hypothesis_sets for h in s})))
+        budget = self.max_length - self.tokenizer.pair_specials - longest - WINDOW_SLACK
+        if budget < MIN_WINDOW:
+            raise HypothesisTooLongError(
+                f"The longest hypothesis takes {longest} tokens, which leaves {max(budget, 0)} of max_length="
+                f"{self.max_length} for a window of text (long_text='chunk' needs {MIN_WINDOW}). Shorten the labels "
+                "or the hypothesis template."
+            )
+        windows = split_windows(self.tokenizer.probe, texts, budget, max_windows)
+        warn_truncated(texts, windows.dropped, self.max_length)
+        rows = self.label_scores_per_text(
+            windows.texts, [hypothesis_sets[i] for i in windows.owner], multi_label=multi_label,
+            batch_size=batch_size, max_tokens=max_tokens, warn=False,
+        )
+        return [combine_rows(np.stack([rows[k] for k in ks]), multi_label=multi_label) for ks in windows.rows_of(len(texts))]
+
     def pair_logits(
         self, premises: Sequence[str], hypotheses: Sequence[str], *, batch_size: int, max_tokens: int | None
     ) -> np.ndarray:
@@ -81,11 +118,13 @@ class NliScorer(Scorer):
 
     def _logits(
         self, premises: Sequence[str], hypotheses: Sequence[str], index_pairs: np.ndarray, batch_size: int,
-        max_tokens: int | None,
+        max_tokens: int | None, *, warn: bool = True,
     ) -> np.ndarray:
         """Logits for (premise index, hypothesis index) rows, in row order."""
         hypothesis_encodings = self.tokenizer.encode_hypotheses(hypotheses)
         premise_encodings = self.tokenizer.encode_premises(premises)
+        if warn:
+            self._warn_truncated(premises, premise_encodings, hypothesis_encodings, index_pairs)
         n_classes = len(self.labels.names)
         out = np.empty((len(index_pairs), n_classes), dtype=np.float32)
         for start in range(0, len(index_pairs), PAIRS_IN_FLIGHT):
@@ -101,3 +140,18 @@ class NliScorer(Scorer):
                 )
             out[start : start + len(chunk)] = logits
         return out
+
+    def _warn_truncated(
+        self, premises: Sequence[str], premise_encodings: list[Encoding], hypothesis_encodings: list[Encoding],
+        index_pairs: np.ndarray,
+    ) -> None:
+        """Tokens of each premise that no pair of it read: those beyond the room its shortest
+        hypothesis leaves (only_first cuts the premise of every pair to that room or less)."""
+        room = self.max_length - self.tokenizer.pair_specials - np.array([len(e.ids) for e in hypothesis_encodings])
+        widest = np.zeros(len(premises), dtype=np.int64)
+        np.maximum.at(widest, index_pairs[:, 0], room[index_pairs[:, 1]])
+        dropped = [
+            max(0, len(encoding.ids) + overflow_tokens(encoding) - int(most))
+            for encoding, most in zip(premise_encodings, widest)
+        ]
+        warn_truncated(premises, dropped, self.max_length)

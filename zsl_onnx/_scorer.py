@@ -24,7 +24,13 @@ from ._exceptions import InvalidInputError
 from ._session import ProviderSpec
 from ._tokenization import resolve_max_length
 
-__all__ = ["LoadOptions", "Scorer", "model_max_length"]
+__all__ = ["WINDOW_SLACK", "LoadOptions", "Scorer", "model_max_length"]
+
+# Tokens a window leaves free below the model's room: a window's text tokenized on its own may
+# take a token or two more than inside the whole text (byte-level BPE's leading space).
+WINDOW_SLACK = 4
+# The fewest tokens a window may hold; a hypothesis or prompt that leaves less is refused.
+MIN_WINDOW = 16
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,22 @@ class Scorer(ABC):
         max_tokens: int | None,
     ) -> np.ndarray:
         """Scores [texts, labels] in the given label order, as the pipeline computes them."""
+
+    @abstractmethod
+    def label_scores_per_text(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None,
+    ) -> list[np.ndarray]:
+        """One score row per text for its own hypotheses, all texts in one batched pass; each row
+        equals :meth:`label_scores` of that text alone with its hypotheses."""
+
+    @abstractmethod
+    def chunked_label_scores(
+        self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None, max_windows: int | None,
+    ) -> list[np.ndarray]:
+        """Like :meth:`label_scores_per_text`, but each text is read whole, as overlapping windows
+        (see :mod:`._windows`), at most ``max_windows`` of them."""
 
     def pair_logits(
         self, premises: Sequence[str], hypotheses: Sequence[str], *, batch_size: int, max_tokens: int | None

@@ -29,9 +29,10 @@ class TextTokenizer:
         self._tokenizer.enable_truncation(max_length)
         self.max_length = max_length
         self.pad_id = pad_id
-        self._probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated, for window_text
-        self._probe.no_padding()
-        self._probe.no_truncation()
+        self.specials = self._tokenizer.num_special_tokens_to_add(is_pair=False)
+        self.probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated: window_text, long_text="chunk"
+        self.probe.no_padding()
+        self.probe.no_truncation()
 
     @classmethod
     def from_file(
@@ -51,7 +52,7 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], prompt: str = "") -> list[Encoding]:
         """Tokenize ``prompt + text`` for each text, with special tokens."""
-        texts = [prompt + window_text(self._probe, text, self.max_length) for text in texts]
+        texts = [prompt + window_text(self.probe, text, self.max_length) for text in texts]
         return self._tokenizer.encode_batch(texts, add_special_tokens=True)
 
     def prompt_length(self, prompt: str) -> int:

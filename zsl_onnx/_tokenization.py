@@ -116,9 +116,9 @@ class PairTokenizer:
         self.max_length = max_length
         self.pad_id = pad_id
         self._pair_specials = self._tokenizer.num_special_tokens_to_add(is_pair=True)
-        self._probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated, for window_text
-        self._probe.no_padding()
-        self._probe.no_truncation()
+        self.probe = Tokenizer.from_str(tokenizer.to_str())  # untruncated: window_text, long_text="chunk"
+        self.probe.no_padding()
+        self.probe.no_truncation()
 
     @classmethod
     def from_file(
@@ -135,6 +135,11 @@ class PairTokenizer:
             max_length=resolve_max_length(tokenizer_config, config) if max_length is None else max_length,
             pad_id=resolve_pad_id(tokenizer, tokenizer_config, config),
         )
+
+    @property
+    def pair_specials(self) -> int:
+        """Special tokens a pair adds (BERT's [CLS] a [SEP] b [SEP]: 3)."""
+        return self._pair_specials
 
     @property
     def backend(self) -> Tokenizer:
@@ -158,7 +163,7 @@ class PairTokenizer:
 
     def encode_premises(self, premises: Sequence[str]) -> list[Encoding]:
         """Tokenize each text once, however many labels it will be paired with."""
-        texts = [window_text(self._probe, text, self.max_length) for text in premises]
+        texts = [window_text(self.probe, text, self.max_length) for text in premises]
         return self._tokenizer.encode_batch(texts, add_special_tokens=False)
 
     def join(self, premise: Encoding, hypothesis: Encoding) -> Encoding:
