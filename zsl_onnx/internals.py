@@ -21,6 +21,7 @@ from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._session import LogitsSession, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
+from ._windows import split_windows
 
 __all__ = [
     "CPU_MAX_BATCH_TOKENS",
@@ -59,5 +60,6 @@ __all__ = [
     "resolve_max_length",
     "run_encodings",
     "similarity_scores",
+    "split_windows",
     "sha256_file",
 ]
