@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from ._exceptions import ZslOnnxError
+from zsl_onnx import ZslOnnxError
 
 try:
     import fcntl
