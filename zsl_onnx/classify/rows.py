@@ -58,6 +58,7 @@ def write_chunk(options: ClassifyOptions, plan: Plan, clf: ChunkClassifier, file
 
 def _rows(options: ClassifyOptions, plan: Plan, clf: ChunkClassifier, stats: Stats,
           valid: list[Record], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The output rows of the valid records; every classified record is counted, written or not."""
     agent = f"zsl-onnx:{Path(str(options.model)).name}:{clf.variant}"
     rows: list[dict[str, Any]] = []
     for record, result in zip(valid, results):
@@ -83,6 +84,7 @@ def _rows(options: ClassifyOptions, plan: Plan, clf: ChunkClassifier, stats: Sta
 
 
 def _emit(out: Appender | None, text: str) -> None:
+    """To the output file, or to stdout flushed at once so that a reader downstream sees each chunk."""
     if out is not None:
         out.write(text)
     else:
@@ -91,6 +93,7 @@ def _emit(out: Appender | None, text: str) -> None:
 
 
 def _fit_columns(row: dict[str, Any], columns: list[str], source: str) -> None:
+    """CSV columns come from the first row: a field it lacks would be lost, so it is refused."""
     extra = [key for key in row if key not in columns]
     if extra:
         raise InvalidRecordError(
