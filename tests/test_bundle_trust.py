@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from zsl_onnx import BundleError, ChecksumMismatchError, ZeroShotClassifier
-from zsl_onnx._classify_cli import main as classify_main
+from zsl_onnx.classify.cli import main as classify_main
 
 from test_bundle import COMMIT, hub_file
 

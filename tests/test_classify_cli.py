@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx._classify_cli import STATE_SUFFIX, main
+from zsl_onnx.classify.cli import main
+from zsl_onnx.classify.plan import STATE_SUFFIX
 
 LABELS = "sports,economy,politics"
 TRICKY = [
@@ -176,11 +177,11 @@ def test_existing_output_and_mismatched_resume_are_refused(bert_bundle, tmp_path
 
 
 def test_progress_is_a_bar_on_a_terminal_and_log_lines_otherwise(bert_bundle, tmp_path, capsys, monkeypatch):
-    from zsl_onnx import _classify_cli
+    from zsl_onnx.classify import progress
 
     write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TRICKY * 4])
     args = [bert_bundle, tmp_path / "in.jsonl", "--labels", LABELS, "--flush-every", 5, "--overwrite"]
-    monkeypatch.setattr(_classify_cli, "LOG_EVERY_S", 0.0)
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
     assert classify(*args, "-o", tmp_path / "a.jsonl") == 0
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("zsl-classify: ")]
@@ -270,8 +271,9 @@ def test_fixture_bundle_classifies_a_csv_like_the_api(fixture_bundle, tmp_path):
 def test_ray_actors_load_with_the_drivers_offline_setting(bert_bundle, tmp_path, monkeypatch, flags, offline):
     """--ray actors get the driver's --offline (checked on the options they are built with; no Ray started)."""
     import zsl_onnx.ray as zray
-    from zsl_onnx._classify_cli import build_parser
-    from zsl_onnx._classify_ray import RayChunks
+    from zsl_onnx.classify.chunks import RayChunks
+    from zsl_onnx.classify.cli import build_parser
+    from zsl_onnx.classify.options import ClassifyOptions
 
     built = []
 
@@ -291,6 +293,6 @@ def test_ray_actors_load_with_the_drivers_offline_setting(bert_bundle, tmp_path,
     monkeypatch.setattr(zray, "ChunkPool", Pool)
     args = build_parser().parse_args([str(bert_bundle), str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
                                       "--labels", "a,b", "--ray", *flags])
-    RayChunks(args, ["a", "b"])
+    RayChunks(ClassifyOptions.from_namespace(args), ["a", "b"])
     assert len(built) == 1 and built[0]["local_files_only"] is offline
     assert built[0]["model"] == str(bert_bundle)

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zsl_onnx import _classify_cli
-from zsl_onnx._checkpoint import Appender
-from zsl_onnx._classify_cli import STATE_SUFFIX, main
-from zsl_onnx._lock import LOCK_SUFFIX, FileLock
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx.classify.checkpoint import Appender
+from zsl_onnx.classify.cli import build_parser, main, run_command
+from zsl_onnx.internals import LOCK_SUFFIX, FileLock
+from zsl_onnx.classify.plan import STATE_SUFFIX
 
 LABELS = "sports,economy,politics"
 TEXTS = [f"Record number {i} about {topic}." for i, topic in enumerate(["football", "markets", "elections"] * 4)]
@@ -107,17 +108,16 @@ def test_a_lock_left_by_a_killed_run_is_stale(bert_bundle, corpus, tmp_path):
 # -- resume: checked before appending -----------------------------------------------------------
 
 
-def interrupted(bert_bundle, corpus, out, monkeypatch, *extra, at=("checkpointed", 1)):
+def interrupted(bert_bundle, corpus, out, *extra, at=("checkpointed", 1)):
     """Run until the given checkpoint boundary, then crash."""
 
     def fault(point, index):
         if (point, index) == at:
             raise Crash
 
-    monkeypatch.setattr(_classify_cli, "_fault", fault)
+    argv = [str(a) for a in (bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q", *extra)]
     with pytest.raises(Crash):
-        classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q", *extra)
-    monkeypatch.setattr(_classify_cli, "_fault", None)
+        run_command(argv, fault=fault)
 
 
 @pytest.mark.parametrize("point", ["written", "checkpointed"])
@@ -126,7 +126,7 @@ def test_crash_at_every_checkpoint_boundary_then_resume_gives_the_uninterrupted_
     bert_bundle, corpus, tmp_path, monkeypatch, whole, point, index
 ):
     out = tmp_path / "out.jsonl"
-    interrupted(bert_bundle, corpus, out, monkeypatch, at=(point, index))
+    interrupted(bert_bundle, corpus, out, at=(point, index))
     state = json.loads(Path(str(out) + STATE_SUFFIX).read_text())
     assert state["records"] == 3 * (index + (point == "checkpointed"))
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q", "--resume") == 0
@@ -142,11 +142,10 @@ def test_ctrl_c_message_agrees_with_what_resume_does(bert_bundle, corpus, tmp_pa
         if (point, i) == ("written", index):
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_classify_cli, "_fault", fault)
-    assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q") == 130
+    argv = [str(a) for a in (bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q")]
+    assert run_command(argv, fault=fault) == 130
     saved = 3 * index
     assert f"{saved} records are saved in {out}" in capsys.readouterr().err
-    monkeypatch.setattr(_classify_cli, "_fault", None)
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q", "--resume") == 0
     assert out.read_bytes() == whole
 
@@ -157,7 +156,7 @@ def test_ctrl_c_before_any_output_says_so_and_a_plain_rerun_works(bert_bundle, c
     def slow_load(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_classify_cli.ZeroShotClassifier, "from_pretrained", slow_load)
+    monkeypatch.setattr(ZeroShotClassifier, "from_pretrained", slow_load)
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS) == 130
     assert "no output was written" in capsys.readouterr().err and not out.exists()
     monkeypatch.undo()
@@ -166,7 +165,7 @@ def test_ctrl_c_before_any_output_says_so_and_a_plain_rerun_works(bert_bundle, c
 
 def test_resume_refuses_an_input_with_a_line_inserted_at_the_top(bert_bundle, corpus, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.jsonl"
-    interrupted(bert_bundle, corpus, out, monkeypatch)
+    interrupted(bert_bundle, corpus, out)
     before = out.read_bytes()
     corpus.write_text('{"id": -1, "text": "new first record"}\n' + corpus.read_text())
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "--resume") == 1
@@ -178,7 +177,7 @@ def test_resume_refuses_an_input_with_a_line_inserted_at_the_top(bert_bundle, co
 @pytest.mark.parametrize("damage", ["truncated", "edited", "grown"])
 def test_resume_checks_the_output_up_to_the_checkpoint(bert_bundle, corpus, tmp_path, monkeypatch, capsys, whole, damage):
     out = tmp_path / "out.jsonl"
-    interrupted(bert_bundle, corpus, out, monkeypatch)
+    interrupted(bert_bundle, corpus, out)
     data = out.read_bytes()
     if damage == "truncated":
         out.write_bytes(data[: len(data) // 2])
@@ -197,7 +196,7 @@ def test_resume_checks_the_output_up_to_the_checkpoint(bert_bundle, corpus, tmp_
 
 def test_resume_refuses_other_settings_naming_each(bert_bundle, corpus, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.jsonl"
-    interrupted(bert_bundle, corpus, out, monkeypatch)
+    interrupted(bert_bundle, corpus, out)
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 4, "--batch-size", 7,
                     "--resume") == 1
     err = capsys.readouterr().err
@@ -225,7 +224,7 @@ def test_missing_empty_corrupt_or_foreign_state_is_a_clear_error(bert_bundle, co
 
 def test_state_file_of_another_output_is_refused(bert_bundle, corpus, tmp_path, monkeypatch, capsys):
     first = tmp_path / "first.jsonl"
-    interrupted(bert_bundle, corpus, first, monkeypatch)
+    interrupted(bert_bundle, corpus, first)
     second = tmp_path / "second.jsonl"
     second.write_bytes(first.read_bytes())
     Path(str(second) + STATE_SUFFIX).write_bytes(Path(str(first) + STATE_SUFFIX).read_bytes())
@@ -237,7 +236,7 @@ def test_resume_checks_the_rejects_file_too(bert_bundle, tmp_path, monkeypatch, 
     source = tmp_path / "in.jsonl"
     source.write_text("".join(f'{{"text": "ok {i}"}}\n{{broken {i}\n' for i in range(6)))
     out = tmp_path / "out.jsonl"
-    interrupted(bert_bundle, source, out, monkeypatch, "--skip-invalid")
+    interrupted(bert_bundle, source, out, "--skip-invalid")
     rejects = Path(str(out) + ".rejects.jsonl")
     rejects.write_text(rejects.read_text().replace("broken", "BROKEN"))
     assert classify(bert_bundle, source, "-o", out, "--labels", LABELS, "--flush-every", 3, "--skip-invalid",
@@ -330,7 +329,7 @@ def test_max_rejects_stops_the_run_and_says_which_limit(bert_bundle, tmp_path, c
 
 def test_max_rejects_is_a_count_or_a_percentage(capsys):
     with pytest.raises(SystemExit):
-        _classify_cli.build_parser().parse_args(["m", "i.jsonl", "-o", "o.jsonl", "--labels", "a", "--max-rejects", "lots"])
+        build_parser().parse_args(["m", "i.jsonl", "-o", "o.jsonl", "--labels", "a", "--max-rejects", "lots"])
     assert "count like 50 or a percentage" in capsys.readouterr().err
 
 
@@ -352,7 +351,7 @@ def test_input_fields_named_like_output_fields_are_never_overwritten(bert_bundle
 
 
 def test_non_finite_scores_stop_the_run_naming_the_record(bert_bundle, corpus, tmp_path, monkeypatch, capsys):
-    real_call = _classify_cli.ZeroShotClassifier.__call__
+    real_call = ZeroShotClassifier.__call__
 
     def broken(self, texts, labels, **kwargs):
         results = real_call(self, texts, labels, **kwargs)
@@ -360,7 +359,7 @@ def test_non_finite_scores_stop_the_run_naming_the_record(bert_bundle, corpus, t
             results[texts.index(next(t for t in texts if "number 4 " in t))]["scores"][0] = float("nan")
         return results
 
-    monkeypatch.setattr(_classify_cli.ZeroShotClassifier, "__call__", broken)
+    monkeypatch.setattr(ZeroShotClassifier, "__call__", broken)
     out = tmp_path / "out.jsonl"
     assert classify(bert_bundle, corpus, "-o", out, "--labels", LABELS, "--flush-every", 3, "-q") == 1
     assert f"{corpus}:5: the model returned a non-finite score" in capsys.readouterr().err
@@ -495,7 +494,7 @@ def test_two_processes_on_one_output_one_is_refused_and_no_record_is_doubled(ber
 
 
 def test_a_failing_read_is_one_line_naming_the_input(tmp_path):
-    from zsl_onnx._checkpoint import LineTracker
+    from zsl_onnx.classify.checkpoint import LineTracker
 
     def broken():
         yield b"first line\n"

@@ -362,7 +362,7 @@ CLI_TEXTS = ["The match went to extra time.", "Stocks fell sharply.", "hi there"
 
 
 def classify(*args):
-    from zsl_onnx._classify_cli import main
+    from zsl_onnx.classify.cli import main
 
     return main([str(a) for a in args])
 

@@ -70,7 +70,7 @@ def test_fixture_int8_is_batch_independent(fixture_bundle):
 
 @pytest.mark.export
 def test_zsl_classify_gives_the_same_output_for_any_chunking(tiny_models, tmp_path):
-    from zsl_onnx._classify_cli import main
+    from zsl_onnx.classify.cli import main
 
     bundle = tiny_models("bert").bundle
     records = tmp_path / "in.jsonl"

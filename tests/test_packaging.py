@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from zsl_onnx import __version__
-from zsl_onnx._classify_cli import main as classify_main
+from zsl_onnx.classify.cli import main as classify_main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from zsl_onnx._classify_cli import main
+from zsl_onnx.classify.cli import main
 
 pa = pytest.importorskip("pyarrow", reason="Parquet input needs pyarrow (pip install 'zsl-onnx[ray]')")
 pq = pytest.importorskip("pyarrow.parquet")

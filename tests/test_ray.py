@@ -154,7 +154,7 @@ def corpus(path: Path, n: int) -> None:
 
 
 def classify(capsys, *args) -> str:
-    from zsl_onnx._classify_cli import main
+    from zsl_onnx.classify.cli import main
 
     assert main([str(a) for a in args]) == 0
     return capsys.readouterr().err
@@ -208,7 +208,7 @@ def test_ray_run_with_an_actor_killed_mid_run_has_every_record_once(ray_cluster,
 def test_a_ray_run_stopped_by_a_bad_record_resumes_to_the_local_bytes(ray_cluster, bert_bundle, tmp_path, capsys):
     corpus(tmp_path / "in.jsonl", 20)  # line 6 is malformed JSON, line 12 lacks the text field
     common = ["--labels", ",".join(LABELS), "--variant", "fp32", "--flush-every", 4, "--threads", 1]
-    from zsl_onnx._classify_cli import main
+    from zsl_onnx.classify.cli import main
 
     assert main([str(a) for a in (bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray.jsonl", *common,
                                   "--ray", "--workers", 2)]) == 1

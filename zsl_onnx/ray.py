@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ._classifier import DEFAULT_BATCH_SIZE, ZeroShotClassifier
-from ._corpus import RESULT_FIELDS, THRESHOLD_FIELD, classified_fields, output_fields
+from .classify.writers import RESULT_FIELDS, THRESHOLD_FIELD, classified_fields, output_fields
 from ._exceptions import InvalidInputError, ZslOnnxError
 from ._hypotheses import build_hypotheses, parse_labels
 

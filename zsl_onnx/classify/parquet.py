@@ -14,8 +14,11 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from ._corpus import Invalid, Record, _record
-from ._exceptions import InvalidInputError
+from zsl_onnx import InvalidInputError
+
+from .records import Invalid, Record, make_record
+
+__all__ = ["ROWS_PER_BATCH", "read_parquet"]
 
 ROWS_PER_BATCH = 1024
 
@@ -35,7 +38,7 @@ def read_parquet(stream: IO[bytes], text_fields: Sequence[str], separator: str) 
             number += 1
             fields = {str(key): _jsonable(value) for key, value in row.items()}
             raw = json.dumps(fields, ensure_ascii=False)
-            yield _record(number, fields, text_fields, separator, raw)
+            yield make_record(number, fields, text_fields, separator, raw)
 
 
 def _pyarrow_parquet() -> Any:

@@ -1,4 +1,4 @@
-"""Streaming record readers and writers for ``zsl-classify`` (JSONL, CSV, TSV, plain text).
+"""Streaming record readers of ``zsl-classify``: JSONL, CSV, TSV, plain text (and Parquet, via ``parquet``).
 
 Readers yield one item per input record, valid or not, with its line number, so the caller
 decides whether a bad record stops the run or goes to the rejects file. Input is read as
@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import IO, Any
 
-from ._exceptions import InvalidInputError
+from zsl_onnx import InvalidInputError
 
-FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
-OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "argilla")
-RESULT_FIELDS = ("labels", "scores", "top_label", "top_score")
-THRESHOLD_FIELD = "above_threshold"
-ARGILLA_LINE_FIELD = "line"
+from .records import Invalid, Record, make_record
+
+__all__ = ["MAX_JSON_DEPTH", "byte_lines", "read_records"]
+
 MAX_JSON_DEPTH = 64
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt",
-               ".parquet": "parquet"}
 # Byte-order marks, longest first: UTF-32 LE starts with the UTF-16 LE mark.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -37,33 +32,12 @@ _EOL = re.compile(rb"\r\n|\r|\n")
 _BLOCK = 1 << 16
 
 
-@dataclass(frozen=True)
-class Record:
-    line: int  # 1-based line where the record starts
-    fields: dict[str, Any]
-    text: str
-
-
-@dataclass(frozen=True)
-class Invalid:
-    line: int
-    reason: str
-    raw: str
-
-
 class _BadBytes(Exception):
     def __init__(self, line: int, raw: bytes, reason: str = "invalid UTF-8") -> None:
         super().__init__(line)
         self.line = line
         self.raw = raw
         self.reason = reason
-
-
-def format_from_name(name: str) -> str | None:
-    for extension, fmt in _EXTENSIONS.items():
-        if name.lower().endswith(extension):
-            return fmt
-    return None
 
 
 def byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
@@ -127,7 +101,7 @@ def read_records(
     elif fmt == "txt":
         yield from _plain(stream, text_fields[0])
     elif fmt == "parquet":
-        from ._parquet import read_parquet  # imports pyarrow, an optional dependency
+        from .parquet import read_parquet  # imports pyarrow, an optional dependency
 
         yield from read_parquet(stream, text_fields, separator)
     else:
@@ -175,7 +149,7 @@ def _jsonl(stream: IO[bytes], text_fields: Sequence[str], separator: str) -> Ite
         if problem:
             yield Invalid(number, problem, raw)
             continue
-        yield _record(number, value, text_fields, separator, raw)
+        yield make_record(number, value, text_fields, separator, raw)
 
 
 def _no_constant(name: str) -> Any:
@@ -247,7 +221,7 @@ def _delimited(
         if len(row) != len(header):
             yield Invalid(start, f"row has {len(row)} fields, the header has {len(header)}", raw)
             continue
-        yield _record(start, dict(zip(header, row)), text_fields, separator, raw)
+        yield make_record(start, dict(zip(header, row)), text_fields, separator, raw)
 
 
 def _check_header(header: list[str], kind: str) -> None:
@@ -291,104 +265,3 @@ def _plain(stream: IO[bytes], name: str) -> Iterator[Record | Invalid]:
         if not text.strip():
             continue  # blank lines separate nothing in a one-record-a-line file
         yield Record(number, {name: text}, text)
-
-
-def _record(
-    number: int, fields: dict[str, Any], text_fields: Sequence[str], separator: str, raw: str
-) -> Record | Invalid:
-    parts = []
-    for name in text_fields:
-        if name not in fields:
-            return Invalid(number, f"missing text field {name!r} (fields: {', '.join(map(str, fields)) or 'none'})", raw)
-        value = fields[name]
-        if not isinstance(value, str):
-            return Invalid(number, f"text field {name!r} is {type(value).__name__}, not a string", raw)
-        if value.strip():
-            parts.append(value)
-    if not parts:
-        return Invalid(number, f"empty text in {' + '.join(map(repr, text_fields))}", raw)
-    return Record(number, fields, separator.join(parts))
-
-
-# -- writers --------------------------------------------------------------------------------
-
-
-def output_fields(fmt: str, threshold: float | None, prefix: str = "") -> list[str]:
-    """The names the output adds to each record; an input field of the same name is refused."""
-    if fmt == "argilla":
-        return [prefix + ARGILLA_LINE_FIELD]  # the metadata key holding the line number
-    names = [*RESULT_FIELDS, *([THRESHOLD_FIELD] if threshold is not None else [])]
-    return [prefix + name for name in names]
-
-
-def refuse_collisions(items: Iterable[Record | Invalid], reserved: Sequence[str]) -> Iterator[Record | Invalid]:
-    """Turn records holding a field the output would overwrite into invalid ones."""
-    for item in items:
-        clash = [name for name in reserved if isinstance(item, Record) and name in item.fields]
-        if clash:
-            item = Invalid(
-                item.line,
-                f"has a field {clash[0]!r} that the output would overwrite; pass --field-prefix "
-                "(e.g. --field-prefix zsl_) to give the output fields other names",
-                json.dumps(item.fields, ensure_ascii=False),
-            )
-        yield item
-
-
-def classified_fields(
-    fields: dict[str, Any], labels: Sequence[str], scores: Sequence[float], threshold: float | None, prefix: str = ""
-) -> dict[str, Any]:
-    """The input fields plus the ranked labels and scores, the top label and its score.
-
-    Scores are rounded first, so ``above_threshold`` always agrees with the ``top_score`` written.
-    """
-    rounded = [round(float(s), 6) for s in scores]
-    out = dict(fields)
-    out[prefix + "labels"] = list(labels)
-    out[prefix + "scores"] = rounded
-    out[prefix + "top_label"] = labels[0]
-    out[prefix + "top_score"] = rounded[0]
-    if threshold is not None:
-        out[prefix + THRESHOLD_FIELD] = rounded[0] >= threshold
-    return out
-
-
-def argilla_record(
-    record: Record, text_fields: Sequence[str], labels: Sequence[str], scores: Sequence[float], agent: str,
-    multi_label: bool, prefix: str = "",
-) -> dict[str, Any]:
-    """Shaped like an Argilla text-classification record: text, prediction, metadata."""
-    metadata = {key: value for key, value in record.fields.items() if key not in text_fields}
-    return {
-        "text": record.text,
-        "prediction": [[label, round(float(score), 6)] for label, score in zip(labels, scores)],
-        "prediction_agent": agent,
-        "multi_label": multi_label,
-        "metadata": {**metadata, prefix + ARGILLA_LINE_FIELD: record.line},
-    }
-
-
-def render(rows: Iterable[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
-    """Rows as JSONL, CSV or TSV text (list fields are JSON-encoded in one cell)."""
-    if fmt in ("jsonl", "argilla"):
-        return "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",")
-    for row in rows:
-        assert columns is not None
-        writer.writerow([_cell(row.get(column, "")) for column in columns])
-    return buffer.getvalue()
-
-
-def csv_header(columns: list[str], fmt: str = "csv") -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",").writerow(columns)
-    return buffer.getvalue()
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)

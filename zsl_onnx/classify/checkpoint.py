@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from ._exceptions import InvalidInputError, ZslOnnxError
-from ._paths import read_bundle_json
+from zsl_onnx import InvalidInputError, ZslOnnxError
+from zsl_onnx.internals import read_bundle_json
 
 __all__ = [
     "Appender",

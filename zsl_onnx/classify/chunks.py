@@ -1,4 +1,4 @@
-"""``zsl-classify --ray``: the options, and the two ways a run turns chunks of texts into results.
+"""The two ways a zsl-classify run turns chunks of texts into results: here, or on Ray (``--ray``).
 
 The command reads, writes, checkpoints and counts the same way with or without Ray; only the
 step that classifies a chunk differs. Both have the shape ``map(chunks, texts)`` -> ``(chunk,
@@ -8,12 +8,15 @@ results)`` in input order: :class:`LocalChunks` calls the classifier in this pro
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
-from ._classifier import ZeroShotClassifier, _local_dir
-from ._exceptions import InvalidInputError
+from zsl_onnx import ZeroShotClassifier
+from zsl_onnx.internals import local_bundle_dir
+
+from .options import ClassifyOptions
+
+__all__ = ["LOCAL_CLUSTER", "ChunkClassifier", "LocalChunks", "RayChunks"]
 
 T = TypeVar("T")
 LOCAL_CLUSTER = "local"
@@ -29,22 +32,6 @@ class ChunkClassifier(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("scale-out on Ray (pip install 'zsl-onnx[ray]')")
-    group.add_argument("--ray", nargs="?", const=LOCAL_CLUSTER, metavar="ADDRESS",
-                       help="classify on Ray actors: no value starts a local cluster for the run, 'auto' joins "
-                            "this machine's cluster, or give its address (host:6379, ray://host:10001)")
-    group.add_argument("--workers", type=int,
-                       help="with --ray: actors, each with --threads threads (default: the cluster's CPUs / --threads)")
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    if args.ray is None and args.workers is not None:
-        raise InvalidInputError("--workers needs --ray.")
-    if args.workers is not None and args.workers < 1:
-        raise InvalidInputError(f"--workers must be at least 1, not {args.workers}.")
 
 
 class LocalChunks:
@@ -72,19 +59,20 @@ class LocalChunks:
 class RayChunks:
     """Classifies chunks on Ray actors started here (they load the model); close() stops them."""
 
-    def __init__(self, args: argparse.Namespace, labels: list[str]) -> None:
-        from .ray import ChunkPool, connect, require_ray
+    def __init__(self, options: ClassifyOptions, labels: list[str]) -> None:
+        from zsl_onnx.ray import ChunkPool, connect, require_ray
 
         ray = require_ray()
-        _local_dir(args.model)  # a bundle path missing here fails now, not after the cluster started
-        threads = args.threads or 1
-        self._disconnect = connect(None if args.ray == LOCAL_CLUSTER else args.ray)
+        local_bundle_dir(options.model)  # a bundle path missing here fails now, not after the cluster started
+        threads = options.threads or 1
+        self._disconnect = connect(None if options.ray == LOCAL_CLUSTER else options.ray)
         try:
-            workers = args.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-            options = {"model": str(args.model), "labels": labels, "hypothesis_template": args.template,
-                       "multi_label": args.multi_label, "batch_size": args.batch_size, "variant": args.variant,
-                       "max_length": args.max_length, "local_files_only": args.offline}
-            self._pool = ChunkPool(options, workers=workers, threads=threads)
+            workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+            mapper = {"model": str(options.model), "labels": labels, "hypothesis_template": options.template,
+                      "multi_label": options.multi_label, "batch_size": options.batch_size,
+                      "variant": options.variant, "max_length": options.max_length,
+                      "local_files_only": options.offline}
+            self._pool = ChunkPool(mapper, workers=workers, threads=threads)
         except BaseException:
             self._disconnect()
             raise

@@ -1,0 +1,87 @@
+"""What a run counts, and how it is shown: the summary on stderr and the ``--report`` PNG.
+
+The counts travel in every checkpoint (``Stats.to_json``), so a resumed run's summary and
+report cover the whole input, not only the part after the resume. matplotlib is optional
+and imported only to draw.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zsl_onnx import InvalidInputError
+
+__all__ = ["BINS", "Stats", "draw_report", "require_matplotlib", "summary"]
+
+BINS = 10
+
+
+@dataclass
+class Stats:
+    read: int = 0
+    classified: int = 0
+    rejected: int = 0
+    written: int = 0
+    top_labels: Counter[str] = field(default_factory=Counter)
+    histogram: list[int] = field(default_factory=lambda: [0] * BINS)
+    first_reject: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in ("read", "classified", "rejected", "written")},
+                "top_labels": dict(self.top_labels), "histogram": self.histogram, "first_reject": self.first_reject}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Stats:
+        return cls(data["read"], data["classified"], data["rejected"], data["written"],
+                   Counter(data["top_labels"]), list(data["histogram"]), data.get("first_reject"))
+
+
+def summary(stats: Stats, labels: list[str], rejects_path: Path | None) -> str:
+    """Counts, the top-label distribution and the top-score histogram, as text bars."""
+    lines = [f"records: {stats.read:,} read, {stats.classified:,} classified, {stats.rejected:,} rejected, "
+             f"{stats.written:,} written"]
+    if rejects_path is not None and stats.rejected:
+        lines[0] += f" (rejects in {rejects_path})"
+    width = max(len(label) for label in labels)
+    most = max(stats.top_labels.values(), default=0) or 1
+    lines.append("top label:")
+    for label in labels:
+        count = stats.top_labels.get(label, 0)
+        share = count / stats.classified if stats.classified else 0.0
+        lines.append(f"  {label:<{width}} {count:>9,} {share:6.1%} {'#' * round(30 * count / most)}")
+    lines.append("top score:")
+    peak = max(stats.histogram) or 1
+    for i, count in enumerate(stats.histogram):
+        lines.append(f"  {i / BINS:.1f}-{(i + 1) / BINS:.1f} {count:>9,} {'#' * round(30 * count / peak)}")
+    return "\n".join(lines)
+
+
+def require_matplotlib() -> None:
+    """Fail before hours of classification, not after."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InvalidInputError(
+            "--report needs matplotlib: pip install 'zsl-onnx[report]' (or pip install matplotlib)."
+        )
+
+
+def draw_report(stats: Stats, labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.barh(labels[::-1], [stats.top_labels.get(label, 0) for label in labels[::-1]])
+    left.set_title(f"Top label ({stats.classified:,} records)")
+    left.set_xlabel("records")
+    right.bar([i / BINS + 0.05 for i in range(BINS)], stats.histogram, width=0.09)
+    right.set_title("Top score")
+    right.set_xlabel("score")
+    right.set_ylabel("records")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
