@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import FIXTURE, RESULTS, ag_news, environment, macro_f1, nli_predictions, rte_dev, sick_test, sst2_dev, write_results
+from common import FIXTURE, RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, macro_f1, nli_predictions, rte_dev, sick_test, sst2_dev, write_results
 from zsl_onnx import ZeroShotClassifier
 
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch baseline")
     parser.add_argument("--output", default="accuracy", help="result file stem")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("accuracy"))
     args = parser.parse_args()
 
     backends = {}
@@ -114,7 +114,8 @@ def main() -> None:
     ]
     first = next(iter(backends))
     markdown = f"Accuracy: {args.model.name} (agreement is with {first}), {args.threads} threads\n\n{header}\n" + "\n".join(lines)
-    write_results(args.output, {"environment": environment(args.threads), "model": str(args.model), "bundle": str(args.bundle), "rows": rows}, markdown, args.results_dir)
+    write_results(args.output, {"environment": environment(args.threads), "model": str(args.model), "bundle": str(args.bundle), "rows": rows}, markdown,
+                  args.results_dir or machine_results_dir("accuracy"))
 
 
 def _row(set_name, n, backend, size, gold, pred, reference, pairs_per_s):

@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, ag_news, environment, write_results
+from common import REPO, RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, write_results
 from zsl_onnx import ZeroShotClassifier
 
 # Peak RSS from VmHWM: getrusage's ru_maxrss in a child starts from the parent's peak at
@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--rss-sizes", default="10000,1000000")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", default="classify")
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("classify"))
     args = parser.parse_args()
 
     texts, _, labels = ag_news(args.records)
@@ -110,7 +111,8 @@ def main() -> None:
         ratio = f"{r['cli_vs_api']:.2f}x" if "cli_vs_api" in r else "-"
         lines.append(f"| {r['what']} | {r['cli_records_per_s']:.1f} | {api} | {ratio} | {r['cli_peak_rss_mb']:.0f} |")
     markdown = f"zsl-classify, {args.threads} threads\n\n" + "\n".join(lines)
-    write_results(args.output, {"environment": environment(args.threads), "rows": rows}, markdown)
+    write_results(args.output, {"environment": environment(args.threads), "rows": rows}, markdown,
+                  args.results_dir or machine_results_dir("classify"))
 
 
 if __name__ == "__main__":

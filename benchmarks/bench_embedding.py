@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, ag_news, environment, macro_f1, paired_timings, sst2_dev, write_results
+from common import RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, macro_f1, paired_timings, sst2_dev, write_results
 from zsl_onnx import BundleError, ZeroShotClassifier
 
 # Label words and template for AG News (classes 1-4: World, Sports, Business, Sci/Tech). Chosen
@@ -103,7 +103,7 @@ def accuracy(args: argparse.Namespace) -> None:
     lines += ["", f"AG News labels {AG_LABELS}, template {AG_TEMPLATE!r}; SST-2 labels {SST2_LABELS}, template {SST2_TEMPLATE!r}."]
     data = {"rows": rows, "btzsc_all_minilm_l6_v2": BTZSC_MINILM, "environment": environment(args.threads)}
     stem = "embedding_accuracy" if kinds == ["embedding", "nli"] else f"embedding_accuracy_{'_'.join(kinds)}"
-    write_results(stem, data, "\n".join(lines), args.results_dir)
+    write_results(stem, data, "\n".join(lines), args.results_dir or machine_results_dir("embedding_accuracy"))
 
 
 def speed(args: argparse.Namespace) -> None:
@@ -149,7 +149,8 @@ def speed(args: argparse.Namespace) -> None:
                   f"{alone:.2f} (median of {args.rounds} pairs)"]
     variants = {r["model"]: r["variant"] for r in rows}
     lines += [f"Variants: embedding {variants['embedding']}, NLI {variants['nli']}."]
-    write_results("embedding_speed", {"rows": rows, "environment": environment(args.threads)}, "\n".join(lines), args.results_dir)
+    write_results("embedding_speed", {"rows": rows, "environment": environment(args.threads)}, "\n".join(lines),
+                  args.results_dir or machine_results_dir("embedding_speed"))
 
 
 def flatness(args: argparse.Namespace, texts: list[str]) -> float:
@@ -189,7 +190,7 @@ def variants(args: argparse.Namespace) -> None:
                 f"| 1.00x |\n| int8 | {r['median_texts_per_s']:.1f} / {r['best_texts_per_s']:.1f} "
                 f"| {r['ratio_median']:.2f}x [{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}] |")
     write_results("embedding_variants", {"bundle": str(args.bundle), "rates": rates,
-                                         "environment": environment(args.threads)}, markdown, args.results_dir)
+                                         "environment": environment(args.threads)}, markdown, args.results_dir or machine_results_dir("embedding_variants"))
 
 
 def main() -> None:
@@ -206,7 +207,7 @@ def main() -> None:
     parser.add_argument("--labels", default="2,5,10,20,50", help="speed: label counts (default 2,5,10,20,50)")
     parser.add_argument("--rounds", type=int, default=3, help="speed: timed calls per point (default 3)")
     parser.add_argument("--variant", help="speed: embedding variant (default: the bundle's CPU default)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("embedding_<mode>"))
     args = parser.parse_args()
     if args.mode == "speed" and args.nli_bundle is None:
         parser.error("speed needs --nli-bundle")

@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
     python benchmarks/bench_int8.py --bundle BUNDLE [--threads 2] [--news 200] [--chunk 10] [--repeats 3]
-        [--sick-limit N] [--compare OTHER_BUNDLE] [--results-dir benchmarks/results]
+        [--sick-limit N] [--compare OTHER_BUNDLE] [--results-dir DIR]
 
 BUNDLE is a zsl-export output of the trained fixture (../shared/fixtures/minilm-l6-sick-nli).
 Backends: the bundle's fp32, its int8 (the guard's choice, labelled per-row), and onnxruntime's
@@ -24,6 +24,7 @@ state, which separate runs on a shared machine cannot). For each:
   times (see ``common.paired_timings``: shared machines change speed for seconds at a time).
 
 The CPU model and its ISA flags are recorded with the results; speed needs a quiet machine.
+Results go to benchmarks/results/int8/<CPU class>/ (at 2 threads) or its N-thread/ subfolder.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, ag_news, environment, paired_timings, sick_test, write_results
+from common import RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, paired_timings, sick_test, write_results
 
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx_export.internals import builtin_calibration
@@ -107,7 +108,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed passes of every chunk per backend")
     parser.add_argument("--sick-limit", type=int, default=None, help="first N SICK test pairs (smoke runs)")
     parser.add_argument("--compare", type=Path, default=None, help="another export of the fixture whose int8 joins the run")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path,
+                        help=RESULTS_DIR_HELP.format("int8") + ", and a N-thread/ subfolder unless --threads 2")
     args = parser.parse_args()
 
     manifest = json.loads((args.bundle / "zsl_onnx.json").read_text(encoding="utf-8"))
@@ -153,7 +155,14 @@ def main() -> None:
                            "chosen": int8["quantization"]["guard"]["chosen"], "fp32_nodes": fp32_nodes,
                            "speed_texts": len(texts), "chunk": args.chunk, "repeats": args.repeats,
                            "sick_limit": args.sick_limit, "rows": rows},
-                  markdown, args.results_dir)
+                  markdown, args.results_dir or default_results_dir(args.threads))
+
+
+
+def default_results_dir(threads: int) -> Path:
+    """2 threads (every benchmark's default) in the CPU class's folder, other counts beside it."""
+    folder = machine_results_dir("int8")
+    return folder if threads == 2 else folder / f"{threads}-thread{'' if threads == 1 else 's'}"
 
 
 if __name__ == "__main__":

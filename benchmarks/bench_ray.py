@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, ag_news, environment, write_results
+from common import REPO, RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, write_results
 from zsl_onnx import ZeroShotClassifier
 
 FLUSH_EVERY = 256  # zsl-classify's default: records per chunk and per Ray task
@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--variant", choices=("fp32", "int8"), help="default: the bundle's CPU default")
     parser.add_argument("--output", default="ray")
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("ray"))
     args = parser.parse_args()
 
     texts, _, labels = ag_news(args.records)
@@ -121,7 +122,7 @@ def main() -> None:
     title = (f"zsl-classify --ray vs local, {len(texts):,} AG News records x {len(labels)} labels, "
              f"{args.bundle.name} ({args.variant or 'default variant'}), chunks of {FLUSH_EVERY}")
     write_results(args.output, {"environment": environment(2), "records": len(texts), "rows": rows},
-                  f"{title}\n\n" + "\n".join(lines))
+                  f"{title}\n\n" + "\n".join(lines), args.results_dir or machine_results_dir("ray"))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,8 @@ slow moment of the machine hits all of them and the ratios come from one run.
   long article the model truncates), threads.
 - zsl-onnx's own batching: int8 with and without its token cap per micro-batch.
 - cold start and peak RSS: a new process per backend imports, loads and classifies one text.
-Results: benchmarks/results/speed.{json,md} and speed_*.png (--results-dir to change).
+Results: benchmarks/results/speed/<CPU class>/speed.{json,md} and speed_*.png, with --only-replicas
+benchmarks/results/replicas/<CPU class>/ (--results-dir to change).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import FIXTURE, REPO, RESULTS, ag_news, environment, sick_test, write_results
+from common import FIXTURE, REPO, RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, sick_test, write_results
 
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import DEFAULT_TEMPLATE
@@ -198,7 +199,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--replica-texts", type=int, default=4)
     parser.add_argument("--only-replicas", action="store_true", help="skip the fixture's rows, cold start and plots")
     parser.add_argument("--output", default="speed")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("speed (or replicas)"))
     args = parser.parse_args()
     args.replicas = list(REPLICAS) if args.replicas == "all" else [r for r in args.replicas.split(",") if r]
     unknown = [r for r in args.replicas if r not in REPLICAS]
@@ -208,6 +209,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--only-replicas needs --replicas NAME[,NAME...]: otherwise there is nothing to measure")
     args.threads = [int(t) for t in args.threads.split(",")]
     args.labels = [int(n) for n in args.labels.split(",")]
+    args.results_dir = args.results_dir or machine_results_dir("replicas" if args.only_replicas else "speed")
     return args
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -129,6 +130,47 @@ def isa_mask() -> str | None:
     return name.decode() if name and traps > 0 else None
 
 
+def cpu_class(cpu: str, isa: Sequence[str], mask: str | None = None) -> str:
+    """A results folder name for a CPU: its line and the int8 kernels onnxruntime runs on it.
+
+    int8 speed depends on those kernels (AVX2, AVX512-VNNI, AMX) more than on the model name, so
+    results are kept per class and compared only within one: ``amd-epyc-avx512vnni``,
+    ``intel-xeon-amx``, ``amd-epyc-avx2-kernels`` (under ``avx2_kernels.py``). ``isa`` takes
+    :data:`ISA_FLAGS` names or numpy's feature names (``AVX512_VNNI``, ``AVX512_SPR``).
+    """
+    lowered = cpu.lower()
+    if "epyc" in lowered:
+        line = "amd-epyc"
+    elif "xeon" in lowered:
+        line = "intel-xeon"
+    else:
+        line = re.sub(r"[^a-z0-9]+", "-", lowered).strip("-")[:40] or "unknown-cpu"
+    flags = {flag.lower().replace("_", "") for flag in isa}
+    if mask:
+        kernels = f"{mask}-kernels"
+    elif flags & {"amxint8", "avx512spr"}:
+        kernels = "amx"
+    elif "avx512vnni" in flags:
+        kernels = "avx512vnni"
+    elif "avxvnni" in flags:
+        kernels = "avxvnni"
+    elif "avx2" in flags:
+        kernels = "avx2"
+    else:
+        kernels = "no-avx2"
+    return f"{line}-{kernels}"
+
+
+RESULTS_DIR_HELP = "default: benchmarks/results/{}/<CPU class of this machine, e.g. amd-epyc-avx512vnni>"
+
+
+def machine_results_dir(benchmark: str) -> Path:
+    """``benchmarks/results/<benchmark>/<cpu class>`` for this machine, so a run never lands
+    beside (or over) results measured on another kind of CPU."""
+    cpu, isa = cpu_info()
+    return RESULTS / benchmark / cpu_class(cpu, isa, isa_mask())
+
+
 def environment(threads: int | str) -> dict[str, Any]:
     versions = {}
     for name in ("zsl-onnx", "onnxruntime", "tokenizers", "torch", "transformers", "optimum-onnx"):
@@ -206,7 +248,7 @@ def paired_timings(
     return result
 
 
-def write_results(stem: str, data: dict[str, Any], markdown: str, results_dir: Path = RESULTS) -> None:
+def write_results(stem: str, data: dict[str, Any], markdown: str, results_dir: Path) -> None:
     if "environment" in data:
         markdown = f"{markdown}\n\n{machine_line(data['environment'])}"
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 
 from bench_embedding import AG_LABELS, AG_TEMPLATE, SST2_LABELS, SST2_TEMPLATE
-from common import RESULTS, ag_news, environment, sst2_dev, write_results
+from common import RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, sst2_dev, write_results
 
 from zsl_onnx.internals import build_hypotheses, load_embedding_scorer, read_bundle
 from zsl_onnx_export.internals import (
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--labels", choices=["fp32", "int8"],
                         help="which model encodes the label hypotheses of each candidate (default: as the bundle's "
                              "int8 variant does, fp32 where its manifest says label_variant fp32)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("embedding_guard_study"))
     args = parser.parse_args()
     manifest = json.loads((args.bundle / "zsl_onnx.json").read_text(encoding="utf-8"))
     guard = manifest.get("variants", {}).get("int8", {}).get("quantization", {}).get("guard")
@@ -115,7 +115,7 @@ def main() -> None:
                 f"guard decisions {margins['guard']:.3f}\n\n{header}\n" + "\n".join(lines))
     write_results("embedding_guard_study", {"environment": environment(args.threads), "margins": margins,
                                             "label_variant": labels_by, "rows": rows},
-                  markdown, args.results_dir)
+                  markdown, args.results_dir or machine_results_dir("embedding_guard_study"))
 
 
 if __name__ == "__main__":

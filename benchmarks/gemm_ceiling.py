@@ -1,7 +1,7 @@
 """What the speed targets ask of this CPU: measured matrix-multiply rates vs each backend's rate.
 
 Usage:
-    python benchmarks/gemm_ceiling.py [--bundle bundles/minilm] [--threads 2] [--speed benchmarks/results/speed.json]
+    python benchmarks/gemm_ceiling.py [--bundle bundles/minilm] [--threads 2] [--speed benchmarks/results/speed/<CPU class>/speed.json]
 
 Two measurements, one comparison:
 - kernel rates: one FFN-sized product (512 tokens x hidden x intermediate, the bundle's own
@@ -12,7 +12,7 @@ Two measurements, one comparison:
   as the pipeline computes it).
 texts/s from bench_speed.py's results times the work per text gives the rate each backend
 sustained, and 4x the pipeline's texts/s the rate that speed goal needs. Results:
-benchmarks/results/ceiling.{json,md}.
+benchmarks/results/ceiling/<CPU class>/ceiling.{json,md}.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import onnxruntime as ort
 
 from bench_speed import TOPICS
-from common import REPO, RESULTS, ag_news, environment, write_results
+from common import REPO, RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, write_results
 
 from zsl_onnx.internals import read_json
 from zsl_onnx.internals import DEFAULT_TEMPLATE, build_hypotheses
@@ -90,14 +90,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=REPO / "bundles" / "minilm")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--speed", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--speed", type=Path, help="bench_speed.py's speed.json (default: this CPU class's)")
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("ceiling"))
     args = parser.parse_args()
 
     config = read_json(args.bundle / "config.json")
     rates = kernel_rates(config["hidden_size"], config["intermediate_size"], args.threads)
     news, _, _ = ag_news(16)
     work, tokens = gflop_per_text(args.bundle, news, TOPICS[:10])
-    speed = json.loads(args.speed.read_text(encoding="utf-8"))
+    speed = json.loads((args.speed or machine_results_dir("speed") / "speed.json").read_text(encoding="utf-8"))
     measured = {r["backend"]: r["texts_per_s"] for r in speed["rows"]
                 if r.get("texts") == "news" and r.get("labels") == 10 and r.get("threads") == args.threads
                 and "texts_per_s" in r and "random weights" not in r["model"]}
@@ -114,7 +115,8 @@ def main() -> None:
     markdown = (f"Arithmetic rates, {args.threads} threads: news x 10 labels is {work:.1f} GFLOP per text "
                 f"(full model, {tokens:.0f} tokens per pair on average)\n\n" + "\n".join(lines))
     write_results("ceiling", {"environment": environment(args.threads), "gflop_per_text": work,
-                              "mean_tokens_per_pair": tokens, "rows": rows}, markdown)
+                              "mean_tokens_per_pair": tokens, "rows": rows}, markdown,
+                  args.results_dir or machine_results_dir("ceiling"))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Usage:
 
 Creates two throwaway venvs (needs pip access to PyPI; torch is the pinned 2.13.0 CPU wheel)
 and reports `du` of each: zsl-onnx's runtime install (this repo, no extras) against what the
-transformers pipeline needs (torch + transformers + tokenizers). Results: benchmarks/results/footprint.{json,md}.
+transformers pipeline needs (torch + transformers + tokenizers). Results: benchmarks/results/footprint/footprint.{json,md}.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import tempfile
 import venv
 from pathlib import Path
 
-from common import REPO, environment, write_results
+from common import REPO, RESULTS, environment, write_results
 
 SETUPS = {
     "zsl-onnx runtime (pip install zsl-onnx)": [str(REPO)],
@@ -50,7 +50,7 @@ def main() -> None:
     lines += [f"| {r['setup']} | {r['venv_mb']} | {r['installed_mb']} |" for r in rows]
     markdown = (f"Install footprint (fresh venvs, Python {sys.version.split()[0]}): the pipeline's venv is "
                 f"{ratio:.1f}x zsl-onnx's\n\n" + "\n".join(lines))
-    write_results("footprint", {"environment": environment(1), "rows": rows}, markdown)
+    write_results("footprint", {"environment": environment(1), "rows": rows}, markdown, RESULTS / "footprint")
 
 
 if __name__ == "__main__":

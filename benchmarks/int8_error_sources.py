@@ -3,7 +3,7 @@ SmoothQuant smoothing, both; and how much error is left in the weights alone.
 
 Usage (from the repository root, a few minutes on 2 cores):
     python benchmarks/int8_error_sources.py [--model ../shared/fixtures/minilm-l6-sick-nli]
-        [--threads 2] [--sick-limit N] [--results-dir benchmarks/results]
+        [--threads 2] [--sick-limit N] [--results-dir DIR]
 
 It exports the fp32 graph the exporter ships (head-token rewritten), collects the activation
 statistics the guard collects (on the ranking third of the built-in calibration pairs), then
@@ -18,7 +18,7 @@ held-out calibration pairs and on SICK test:
   activations), i.e. what is left of the error without activation quantization.
 
 Every variant runs through the runtime's inference loop (the guard's PairRunner).
-Results: benchmarks/results/int8_error_sources.{json,md}.
+Results: benchmarks/results/int8_error_sources/<CPU class>/int8_error_sources.{json,md}.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from common import FIXTURE, RESULTS, environment, sick_test, write_results
+from common import FIXTURE, RESULTS_DIR_HELP, environment, machine_results_dir, sick_test, write_results
 
 from zsl_onnx_export.internals import (
     FP32_FILE,
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=FIXTURE)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sick-limit", type=int, default=None, help="first N SICK test pairs (default: all)")
-    parser.add_argument("--results-dir", type=Path, default=RESULTS)
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("int8_error_sources"))
     args = parser.parse_args()
 
     calibration = builtin_calibration()
@@ -141,7 +141,7 @@ def main() -> None:
                   f"{max(ratio):.0f}x (median {float(np.median(ratio)):.1f}x) over {len(ratio)} weights."]
     write_results("int8_error_sources", {"environment": environment(args.threads), "model": str(args.model),
                                          "sick_pairs": len(premises), "rows": rows, "layer_error": layer_error},
-                  "\n".join(lines), args.results_dir)
+                  "\n".join(lines), args.results_dir or machine_results_dir("int8_error_sources"))
 
 
 if __name__ == "__main__":

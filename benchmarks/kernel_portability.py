@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench_int8 import dynamic_int8_bundle
-from common import RESULTS, cpu_info, isa_mask, sick_test, write_results
+from common import RESULTS, cpu_class, cpu_info, isa_mask, sick_test, write_results
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx_export.internals import builtin_calibration
 
@@ -84,6 +84,12 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return json.loads(str(data["meta"])), {name: data[f"l{i}"] for i, name in enumerate(names)}
 
 
+def dump_class(meta: dict[str, Any]) -> str:
+    """The CPU class of a dump (``common.cpu_class``), from what its process saw."""
+    masked = any("masked" in name for name in meta["isa_seen"])
+    return cpu_class(meta["cpu"], meta["isa_seen"], "avx2" if masked else None)
+
+
 def isa_text(meta: dict[str, Any]) -> str:
     return ", ".join(meta["isa_seen"]) or "none"
 
@@ -126,7 +132,8 @@ def compare(args: argparse.Namespace) -> None:
         "|---|---|---|---|---|",
     ] + [f"| {r['backend']} | {r['top1_same_on_both']:.2%} | {r['max_abs_logit_diff']:.3g} "
          f"| {percent(r['agreement_with_fp32_reference'])} | {percent(r['agreement_with_fp32_other'])} |" for r in rows]
-    write_results("kernel_portability", {"rows": rows, "reference": meta_a, "other": meta_b}, "\n".join(lines), args.results_dir)
+    write_results("kernel_portability", {"rows": rows, "reference": meta_a, "other": meta_b}, "\n".join(lines),
+                  args.results_dir or RESULTS / "kernel_portability" / f"{dump_class(meta_a)}-vs-{dump_class(meta_b)}")
 
 
 def main() -> None:
@@ -142,7 +149,8 @@ def main() -> None:
     c.add_argument("reference", type=Path)
     c.add_argument("other", type=Path)
     c.add_argument("--note", help='how the other dump ran, e.g. "under qemu-x86_64 -cpu max"')
-    c.add_argument("--results-dir", type=Path, default=RESULTS)
+    c.add_argument("--results-dir", type=Path,
+                   help="default: benchmarks/results/kernel_portability/<reference CPU class>-vs-<other CPU class>")
     args = parser.parse_args()
     {"dump": dump, "compare": compare}[args.mode](args)
 

@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from common import FIXTURE, environment, write_results
+from common import FIXTURE, RESULTS, environment, write_results
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx_export import export_bundle
 from tiny_models import FAMILIES, NLI2, NLI3, PARITY_CASES, build_model
@@ -63,7 +63,7 @@ def main() -> None:
     markdown = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n" + "\n".join(
         "| " + " | ".join(f"{r[k]:.2e}" if isinstance(r[k], float) else str(r[k]) for k in keys) + " |" for r in rows
     )
-    write_results("parity", {"environment": environment(os.cpu_count() or 1), "rows": rows}, markdown)
+    write_results("parity", {"environment": environment(os.cpu_count() or 1), "rows": rows}, markdown, RESULTS / "parity")
 
 
 if __name__ == "__main__":

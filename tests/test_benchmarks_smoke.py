@@ -130,3 +130,16 @@ def test_paired_timings_runs_every_chunk_through_every_runner_in_rotating_order(
     assert all(len({part for _, part in p}) == 1 for p in passes), "a chunk goes through every runner in a row"
     assert [p[0][0] for p in passes[:3]] == ["a", "b", "c"], "the first runner rotates"
     assert result["a"]["ratio_median"] == 1.0 and all(r["passes"] == 6 for r in result.values())
+
+
+def test_results_folders_are_named_by_cpu_class() -> None:
+    """Results land per CPU line and int8 kernels, so runs on different kernels never mix."""
+    sys.path.insert(0, str(BENCHMARKS))
+    from common import cpu_class
+
+    assert cpu_class("AMD EPYC", ["avx2", "avx512_vnni"]) == "amd-epyc-avx512vnni"
+    assert cpu_class("Intel(R) Xeon(R) Processor", ["avx2", "avx512_vnni", "avx_vnni", "amx_int8"]) == "intel-xeon-amx"
+    assert cpu_class("Intel(R) Xeon(R) Processor", ["AVX2", "FMA3", "AVX512F", "AVX512VNNI", "AVX512_SPR"]) == "intel-xeon-amx"
+    assert cpu_class("AMD EPYC", ["avx2", "avx512_vnni"], mask="avx2") == "amd-epyc-avx2-kernels"
+    assert cpu_class("Intel(R) Core(TM) i7-8700 CPU", ["avx2"]) == "intel-r-core-tm-i7-8700-cpu-avx2"
+    assert cpu_class("", []) == "unknown-cpu-no-avx2"
