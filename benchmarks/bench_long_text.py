@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from common import RESULTS, ag_news, environment, write_results
+from common import RESULTS_DIR_HELP, ag_news, environment, machine_results_dir, write_results
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import split_windows
 
@@ -111,7 +111,7 @@ def run_long(args: argparse.Namespace) -> None:
         }
         data[kind] = entry
         lines += _table(kind, entry, n)
-    write_results("long_text", data, "\n".join(lines), args.results_dir)
+    write_results("long_text", data, "\n".join(lines), args.results_dir or machine_results_dir("long-text"))
 
 
 def _table(kind: str, entry: dict[str, Any], n: int) -> list[str]:
@@ -149,7 +149,7 @@ def run_label_sets(args: argparse.Namespace) -> None:
                       "loop_texts_per_s": len(texts) / loop, "same_results": same}
         lines.append(f"| {kind} ({clf.variant}) | {len(texts) / one_call:.1f} | {len(texts) / loop:.1f} | "
                      f"{loop / one_call:.2f}x | {'yes' if same else 'NO'} |")
-    write_results("label_sets", data, "\n".join(lines), args.results_dir)
+    write_results("label_sets", data, "\n".join(lines), args.results_dir or machine_results_dir("long-text"))
 
 
 def main() -> None:
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--nli-docs", type=int, default=100, help="documents per set, NLI bundle")
     parser.add_argument("--texts", type=int, default=400, help="label-sets: AG News items")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--results-dir", type=Path, default=RESULTS / "long-text")
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("long-text"))
     args = parser.parse_args()
     (run_long if args.what == "long" else run_label_sets)(args)
 
