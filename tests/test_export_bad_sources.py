@@ -289,6 +289,16 @@ def test_a_bad_source_gets_one_error_line_and_harms_nothing(sources, tmp_path, c
     assert sorted(p.relative_to(work).as_posix() for p in work.rglob("*")) == before  # no output, no unpacked copy
 
 
+@pytest.mark.parametrize(("build", "fragment"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_export_bundle_raises_an_export_error_for_a_bad_source(sources, tmp_path, build, fragment):
+    from zsl_onnx_export import ExportError, export_bundle
+
+    with pytest.raises(ExportError) as raised:
+        export_bundle(build(sources, tmp_path), tmp_path / "out", quantize_int8=False)
+    assert fragment in str(raised.value) and SECRET not in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
 def test_a_config_with_auto_map_loads_the_built_in_class_and_runs_no_model_code(sources, tmp_path):
     """auto_map beside a model_type transformers knows: the built-in class loads, custom.py never runs."""
     from zsl_onnx_export._source import load_sequence_classifier

@@ -14,7 +14,9 @@ from ._errors import ExportError, SourceError
 from ._job import ExportJob, ExportOptions
 from ._source_errors import read_source_json, source_errors
 
-__all__ = ["check_model_files", "check_request", "load_nli", "load_pretrained", "load_sequence_classifier", "resolve_source"]
+__all__ = [
+    "check_model_files", "check_request", "load_nli", "load_pretrained", "load_sequence_classifier", "resolve_source",
+]
 
 _RESAVE_FIX = "Save the model again with transformers' save_pretrained(), or download it again."
 _WEIGHTS_FIX = "The file is damaged or incomplete: download or save the model again."

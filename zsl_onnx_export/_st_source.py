@@ -109,7 +109,9 @@ def package_zip(module: str) -> Path:
     if not module.isidentifier():
         raise SourceError(f"{name}: {module!r} is not a Python module name. {_PACKAGE_FIX}")
     if module.startswith("__") and module.endswith("__"):
-        raise SourceError(f"{name}: {module!r} names a module of the running Python, not an installed package. {_PACKAGE_FIX}")
+        raise SourceError(
+            f"{name}: {module!r} names a module of the running Python, not an installed package. {_PACKAGE_FIX}"
+        )
     with source_errors(name, "cannot be looked up", _PACKAGE_FIX):
         spec = importlib.util.find_spec(module)  # a top-level name: found, not imported
     if spec is None:
@@ -118,7 +120,9 @@ def package_zip(module: str) -> Path:
         )
     locations = list(spec.submodule_search_locations or [])
     if not locations:
-        raise SourceError(f"{name}: {module!r} is a module, not a package folder that could ship {MODEL_ZIP}. {_PACKAGE_FIX}")
+        raise SourceError(
+            f"{name}: {module!r} is a module, not a package folder that could ship {MODEL_ZIP}. {_PACKAGE_FIX}"
+        )
     archive = Path(locations[0]) / MODEL_ZIP
     if not archive.is_file():
         raise SourceError(f"The package {module!r} ({locations[0]}) ships no {MODEL_ZIP}. {_PACKAGE_FIX}")
@@ -250,7 +254,9 @@ def _read_modules(root: Path) -> list[dict[str, Any]]:
             value = module.get(key, default)
             if not isinstance(value, kinds) or isinstance(value, bool):
                 wanted = "a whole number" if kinds is int else "a string"
-                raise SourceError(f"{path}: entry {position} has no {key!r} or one that is not {wanted}. {_MODULES_FIX}")
+                raise SourceError(
+                    f"{path}: entry {position} has no {key!r} or one that is not {wanted}. {_MODULES_FIX}"
+                )
     return sorted(({**m, "path": m.get("path", "")} for m in modules), key=lambda m: m.get("idx", 0))
 
 
