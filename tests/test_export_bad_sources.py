@@ -10,6 +10,7 @@ unpacked copy, and that a secret planted in the bad file never appears in the me
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import zipfile
@@ -159,6 +160,18 @@ def patch_entry(name: str, *, method: int | None = None, flags: int = 0, garble:
     return tamper
 
 
+def nli_fifo(relative: str) -> Build:
+    """The NLI source with one file replaced by a named pipe, which a reader would wait on forever."""
+
+    def build(sources: Sources, work: Path) -> str:
+        root = _copy(sources.nli, work)
+        (root / relative).unlink()
+        os.mkfifo(root / relative)
+        return str(root)
+
+    return build
+
+
 def package(name: str) -> Build:
     return lambda sources, work: f"package:{name}"
 
@@ -246,6 +259,7 @@ CASES: list[tuple[str, Build, str]] = [
     ("nli-tokenizer-json-unknown-model", edit_json("nli", "tokenizer.json", lambda t: t["model"].update(type=SECRET)),
      "tokenizer.json"),
     ("nli-tokenizer-config-not-json", nli_file("tokenizer_config.json", SECRET), "tokenizer_config.json"),
+    ("nli-tokenizer-json-is-a-fifo", nli_fifo("tokenizer.json"), "not a regular file"),
     ("nli-remote-code-unknown-type", remote_code("custom-arch"), "--trust-remote-code"),
     ("nli-tokenizer-remote-code", edit_json("nli", "tokenizer_config.json", lambda t: t.update(
         auto_map={"AutoTokenizer": ["custom.Tok", None]}, tokenizer_class="CustomTok", note=SECRET)), "tokenizer"),
@@ -297,6 +311,17 @@ def test_export_bundle_raises_an_export_error_for_a_bad_source(sources, tmp_path
         export_bundle(build(sources, tmp_path), tmp_path / "out", quantize_int8=False)
     assert fragment in str(raised.value) and SECRET not in str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_an_archive_whose_output_lies_under_a_file_is_refused_in_one_line(sources, tmp_path, capsys):
+    from zsl_onnx_export._cli import main
+
+    archive = zipped()(sources, tmp_path)
+    (tmp_path / "a-file").write_text(SENTINEL)
+    assert main([archive, "-o", str(tmp_path / "a-file" / "out"), "--quantize", "none"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("zsl-export: error: ") and "unpacked copy" in err[-1]
+    assert (tmp_path / "a-file").read_text() == SENTINEL
 
 
 def test_a_config_with_auto_map_loads_the_built_in_class_and_runs_no_model_code(sources, tmp_path):

@@ -107,6 +107,9 @@ def check_model_files(source: Path, trust_remote_code: bool) -> None:
     from safetensors import safe_open
     from tokenizers import Tokenizer
 
+    for child in source.iterdir():
+        if child.exists() and not (child.is_file() or child.is_dir()):  # a FIFO would hang the loaders
+            raise SourceError(f"{child} is not a regular file; a model folder holds only files and folders.")
     config = read_source_json(source / "config.json", _RESAVE_FIX)
     _check_architecture(source / "config.json", config, trust_remote_code, transformers.__version__)
     for name in ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):

@@ -94,8 +94,9 @@ def materialized(model: str | Path, workdir: Path) -> Iterator[str | Path]:
     if archive is None:
         yield model
         return
-    workdir.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix=".zsl-export-source-", dir=workdir))
+    with source_errors(workdir, "cannot hold the archive's unpacked copy", "Pick an output in a folder you can write to."):
+        workdir.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=".zsl-export-source-", dir=workdir))
     try:
         safe_extract(archive, target)
         yield _model_root(target, archive)
