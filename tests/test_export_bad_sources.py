@@ -262,7 +262,8 @@ CASES: list[tuple[str, Build, str]] = [
     ("nli-tokenizer-json-is-a-fifo", nli_fifo("tokenizer.json"), "not a regular file"),
     ("nli-remote-code-unknown-type", remote_code("custom-arch"), "--trust-remote-code"),
     ("nli-tokenizer-remote-code", edit_json("nli", "tokenizer_config.json", lambda t: t.update(
-        auto_map={"AutoTokenizer": ["custom.Tok", None]}, tokenizer_class="CustomTok", note=SECRET)), "tokenizer"),
+        auto_map={"AutoTokenizer": ["custom.Tok", None]}, tokenizer_class="CustomTok", note=SECRET)),
+     "--trust-remote-code"),
     ("nli-config-id2label-garbage", edit_json("nli", "config.json", lambda c: c.update(id2label=SECRET)), "config.json"),
     ("st-body-config-unknown-model-type", edit_json("st", "config.json", lambda c: c.update(model_type="nope", note=SECRET)),
      "model_type"),

@@ -19,6 +19,10 @@ __all__ = [
 ]
 
 _RESAVE_FIX = "Save the model again with transformers' save_pretrained(), or download it again."
+_REMOTE_CODE_FIX = (
+    "zsl-export runs no code from a model unless you pass --trust-remote-code (trust_remote_code=True); "
+    "do that only for a source you trust."
+)
 _WEIGHTS_FIX = "The file is damaged or incomplete: download or save the model again."
 
 
@@ -114,7 +118,9 @@ def check_model_files(source: Path, trust_remote_code: bool) -> None:
     _check_architecture(source / "config.json", config, trust_remote_code, transformers.__version__)
     for name in ("tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"):
         if (source / name).exists():
-            read_source_json(source / name, _RESAVE_FIX)
+            settings = read_source_json(source / name, _RESAVE_FIX)
+            if name == "tokenizer_config.json" and not trust_remote_code:
+                _check_tokenizer_class(source / name, settings)
     if (source / "tokenizer.json").exists():
         with source_errors(source / "tokenizer.json", "not a tokenizer the tokenizers library can read", _RESAVE_FIX):
             Tokenizer.from_file(str(source / "tokenizer.json"))
@@ -137,13 +143,27 @@ def _check_architecture(path: Path, config: dict[str, Any], trust_remote_code: b
             return
         raise SourceError(
             f"{path} maps the model to its own Python code (auto_map), and transformers {version} has no built-in "
-            "class for it. zsl-export runs no code from a model unless you pass --trust-remote-code "
-            "(trust_remote_code=True); do that only for a source you trust."
+            f"class for it. {_REMOTE_CODE_FIX}"
         )
     if model_type is not None:
         raise SourceError(
             f"{path}: its model_type is not one transformers {version} knows. Upgrade transformers "
             "(pip install -U transformers), or check the file."
+        )
+
+
+def _check_tokenizer_class(path: Path, settings: dict[str, Any]) -> None:
+    """Refuse a tokenizer config that maps to the model's own Python code (``auto_map``) for a
+    class transformers does not have; without ``trust_remote_code`` it cannot load."""
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    name = settings.get("tokenizer_class")
+    if "auto_map" not in settings or not isinstance(name, str):
+        return
+    if tokenizer_class_from_name(name) is None and tokenizer_class_from_name(f"{name}Fast") is None:
+        raise SourceError(
+            f"{path} maps the tokenizer to the model's own Python code (auto_map), and transformers has no "
+            f"built-in class for it. {_REMOTE_CODE_FIX}"
         )
 
 
