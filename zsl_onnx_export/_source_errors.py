@@ -59,10 +59,10 @@ def describe(exc: BaseException) -> str:
         return f"not UTF-8 text: byte {exc.start}"
     if isinstance(exc, RecursionError):
         return "nested too deeply"
-    if isinstance(exc, FileNotFoundError):
-        return "missing"
     if isinstance(exc, OSError) and exc.strerror:
-        return f"{type(exc).__name__}: {exc.strerror}"
+        name = Path(str(exc.filename)).name if exc.filename else ""
+        shown = f" ({name if len(name) <= 60 else name[:57] + '...'})" if name else ""
+        return f"{type(exc).__name__}: {exc.strerror}{shown}"
     if isinstance(exc, ZslOnnxError):
         return ""  # the runtime's own check: the problem given to source_errors says it
     if isinstance(exc, zipfile.BadZipFile):  # zipfile's wording names entries, never their data
