@@ -1,6 +1,6 @@
 """zsl-onnx's exporter: transformers NLI model -> validated ONNX bundle (``pip install zsl-onnx[export]``)."""
 
 from ._api import ExportResult, export_bundle
-from ._errors import ExportError, ExportValidationError
+from ._errors import ExportError, ExportValidationError, SourceError
 
-__all__ = ["ExportError", "ExportResult", "ExportValidationError", "export_bundle"]
+__all__ = ["ExportError", "ExportResult", "ExportValidationError", "SourceError", "export_bundle"]

