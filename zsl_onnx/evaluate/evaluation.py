@@ -6,7 +6,7 @@ That dict is what ``--json`` prints and what the text and the plot are drawn fro
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class Joined:
     gold: int | None = None
     gold_skipped: int = 0
     gold_without_prediction: int | None = None
+    candidates: set[str] = field(default_factory=set)  # every label any prediction names
 
 
 def evaluate(path: Path, gold: GoldSet | None, options: Options, target: float) -> dict[str, Any]:
@@ -37,7 +38,7 @@ def evaluate(path: Path, gold: GoldSet | None, options: Options, target: float) 
     counts = tally(join(read_predictions(path, options), gold, options, joined), options.multi_label)
     if counts.n == 0:
         raise EvaluationError(_nothing_joined(gold, options, joined))
-    unknown = sorted(counts.gold_labels() - counts.candidates)
+    unknown = sorted(counts.gold_labels() - joined.candidates)
     if unknown:
         raise EvaluationError(
             f"{len(unknown)} gold label(s) are not among the predicted labels: "
@@ -54,6 +55,7 @@ def join(predictions: Iterator[Prediction], gold: GoldSet | None, options: Optio
         joined.gold, joined.gold_skipped = len(gold.labels), gold.skipped
     for prediction in predictions:
         joined.predictions += 1
+        joined.candidates.update(prediction.labels)
         labels = prediction.gold if gold is None else _gold_by_id(prediction, gold, options)
         if labels is None:
             joined.without_gold += 1
@@ -120,7 +122,7 @@ def summarize(counts: Tally, target: float, joined: Joined, multi_label: bool) -
         "per_label": per_label,
         "confusion_matrix": counts.confusion_matrix(),
         "thresholds": threshold_table(counts.top, counts.n),
-        "records": vars(joined),
+        "records": {name: value for name, value in vars(joined).items() if name != "candidates"},
     }
     if isinstance(counts, MultiLabelTally):
         out["decision_threshold"] = counts.decision

@@ -75,7 +75,7 @@ def _kind(row: dict[str, Any], path: Path) -> tuple[str, Callable[[dict[str, Any
 
 def _label_studio_gold(row: dict[str, Any], options: Options) -> tuple[str | None, Labels | None]:
     data = row.get("data") if isinstance(row.get("data"), dict) else {}
-    key = record_key([data, row], options.id_field)
+    key = record_key([data], options.id_field, row.get("id"))
     annotations = row.get("annotations")
     if not isinstance(annotations, list):
         raise EvaluationError("'annotations' is not a list")
@@ -89,7 +89,7 @@ def _label_studio_gold(row: dict[str, Any], options: Options) -> tuple[str | Non
 
 def _argilla_gold(row: dict[str, Any], options: Options) -> tuple[str | None, Labels | None]:
     places = [row.get(name) for name in ("fields", "metadata")]
-    key = record_key([p for p in places if isinstance(p, dict)] + [row], options.id_field)
+    key = record_key([p for p in places if isinstance(p, dict)], options.id_field, row.get("id"))
     responses = row.get("responses") if isinstance(row.get("responses"), dict) else {}
     answers = responses.get(options.question)
     if answers is None and len(responses) == 1:

@@ -56,7 +56,8 @@ def read_predictions(path: Path, options: Options) -> Iterator[Prediction]:
             extract = _shape(row, options, path, where)
         try:
             places, labels, scores = extract(row, options)
-            yield _prediction(where, places, labels, scores, options)
+            own_id = row.get("id") if extract in (_label_studio, _argilla2) else None
+            yield _prediction(where, places, labels, scores, options, own_id)
         except EvaluationError as exc:
             raise EvaluationError(f"{path}: {where}: {exc}") from None
 
@@ -104,7 +105,7 @@ def _label_studio(row: dict[str, Any], options: Options) -> tuple[list[dict[str,
             "a Label Studio prediction carries one score for all its choices, so it is evaluated "
             "single-label with exactly one choice"
         )
-    return [_dict(row.get("data")), row], choices, [first.get("score")]
+    return [_dict(row.get("data"))], choices, [first.get("score")]
 
 
 def _argilla2(row: dict[str, Any], options: Options) -> tuple[list[dict[str, Any]], Any, Any]:
@@ -117,7 +118,7 @@ def _argilla2(row: dict[str, Any], options: Options) -> tuple[list[dict[str, Any
     value, score = suggestion.get("value"), suggestion.get("score")
     labels = value if isinstance(value, list) else [value]
     scores = score if isinstance(score, list) else [score]
-    return [_dict(row.get("fields")), _dict(row.get("metadata")), row], labels, scores
+    return [_dict(row.get("fields")), _dict(row.get("metadata"))], labels, scores
 
 
 def choices_of(result: Any, question: str) -> list[Any] | None:
@@ -131,9 +132,10 @@ def choices_of(result: Any, question: str) -> list[Any] | None:
     return chosen[0]["value"]["choices"] if chosen else None
 
 
-def _prediction(where: str, places: list[dict[str, Any]], labels: Any, scores: Any, options: Options) -> Prediction:
+def _prediction(where: str, places: list[dict[str, Any]], labels: Any, scores: Any, options: Options,
+                own_id: Any) -> Prediction:
     labels, scores = _labels_and_scores(labels, scores)
-    key = record_key(places, options.id_field)
+    key = record_key(places, options.id_field, own_id)
     gold = None
     if options.gold_field is not None:
         gold = label_list(_lookup(places, options.gold_field), f"the gold field {options.gold_field!r}")
@@ -141,20 +143,25 @@ def _prediction(where: str, places: list[dict[str, Any]], labels: Any, scores: A
 
 
 def _labels_and_scores(labels: Any, scores: Any) -> tuple[tuple[str, ...], tuple[float, ...]]:
-    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+    """Checked labels and scores, ranked by score (already so in zsl-classify's output)."""
+    if type(labels) is not list or not labels or not all(type(x) is str and x for x in labels):
         raise EvaluationError("the predicted labels are not a non-empty list of non-empty strings")
-    if not isinstance(scores, list) or len(scores) != len(labels):
+    if type(scores) is not list or len(scores) != len(labels):
         raise EvaluationError("the scores are not a list as long as the labels")
-    for score in scores:
-        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-            raise EvaluationError("a score is not a number from 0 to 1")
-    ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])  # stable: ties keep the file's order
-    return tuple(label for label, _ in ranked), tuple(float(score) for _, score in ranked)
+    if not all(type(x) in (float, int) and 0.0 <= x <= 1.0 for x in scores):
+        raise EvaluationError("a score is not a number from 0 to 1")
+    if any(a < b for a, b in zip(scores, scores[1:])):
+        ranked = sorted(zip(labels, scores), key=lambda pair: -pair[1])  # stable: ties keep the file's order
+        labels, scores = [label for label, _ in ranked], [score for _, score in ranked]
+    return tuple(labels), tuple(map(float, scores))
 
 
-def record_key(places: Sequence[dict[str, Any]], id_field: str) -> str | None:
-    """The record's id as text (so 7 and "7" join), or None when none of the places holds it."""
+def record_key(places: Sequence[dict[str, Any]], id_field: str, own_id: Any = None) -> str | None:
+    """The record's id as text (so 7 and "7" join): the first place holding ``id_field``, else
+    ``own_id`` (a Label Studio task's or an Argilla record's own id); None when there is none."""
     value = _lookup(places, id_field)
+    if value is None or value == "":
+        value = own_id
     if value is None or value == "":
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
@@ -189,7 +196,7 @@ def _lookup(places: Sequence[dict[str, Any]], name: str) -> Any:
 
 def _cell(value: Any) -> Any:
     """A list field, JSON-decoded when it came from a CSV cell."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value.startswith("["):
         try:
             return parse_json(value)
         except ValueError:
