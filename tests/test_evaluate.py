@@ -249,6 +249,25 @@ def test_argilla_export_responses_and_disagreement(tmp_path, capsys):
     assert summary["records"]["gold_skipped"] == 2
 
 
+def test_argilla_sdk_export_shape(tmp_path, capsys):
+    """The same, on records the Argilla 2.x SDK itself exports (when it is installed; not in [dev]:
+    its datasets and huggingface-hub requirements clash with the exporter's transformers pin)."""
+    rg = pytest.importorskip("argilla")
+    from argilla.records._io._generic import GenericIO
+
+    users = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"]
+    records = []
+    for key, label, *_ in FIXTURE:
+        responses = [rg.Response("label", label, user_id=users[0])]
+        if key == 1:
+            responses.append(rg.Response("label", "politics", user_id=users[1]))  # disagreement: skipped
+        records.append(rg.Record(id=str(key), fields={"text": f"text {key}"}, responses=responses))
+    (tmp_path / "argilla.json").write_text(json.dumps(GenericIO.to_list(records, flatten=False), default=str))
+    predictions = write_jsonl(tmp_path / "p.jsonl", zsl_rows(gold=False))
+    summary = evaluate(capsys, predictions, "--gold", tmp_path / "argilla.json")
+    assert summary["n"] == 9 and summary["accuracy"] == pytest.approx(6 / 9)
+
+
 def test_multi_label_per_label_tables(tmp_path, capsys):
     rows = [
         {"id": 1, "gold": ["sports", "economy"], "labels": ["sports", "economy", "politics"], "scores": [0.9, 0.7, 0.1]},

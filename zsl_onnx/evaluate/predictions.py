@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvaluationError
-from .readers import Row, iter_rows, parse_json
+from .readers import iter_rows, parse_json
 
 __all__ = ["Options", "Prediction", "read_predictions", "record_key", "label_list"]
 
