@@ -119,6 +119,8 @@ def test_accuracy_macro_f1_per_label_and_confusion_by_hand(tmp_path, capsys):
     assert per["economy"]["f1"] == pytest.approx(2 / 3)
     assert summary["confusion_matrix"] == {"labels": ["economy", "politics", "sports"],
                                            "rows": [[2, 1, 0], [0, 3, 0], [1, 1, 2]]}
+    assert summary["records"] == {"predictions": 10, "without_gold": 0, "gold": None, "gold_skipped": None,
+                                  "gold_without_prediction": None}
 
 
 @pytest.mark.parametrize(("target", "threshold", "records", "right"), [

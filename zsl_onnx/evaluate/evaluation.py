@@ -27,7 +27,7 @@ class Joined:
     predictions: int = 0
     without_gold: int = 0
     gold: int | None = None
-    gold_skipped: int = 0
+    gold_skipped: int | None = None
     gold_without_prediction: int | None = None
     candidates: set[str] = field(default_factory=set)  # every label any prediction names
 
