@@ -71,6 +71,9 @@ class LabelStudio:
         response = self.client.post("/api/projects", json={"title": title, "label_config": label_config})
         return self._ok(response)["id"]
 
+    def project(self, project: int) -> dict[str, Any]:
+        return self._ok(self.client.get(f"/api/projects/{project}"))
+
     def import_file(self, project: int, path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             response = self.client.post(f"/api/projects/{project}/import",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from xml.etree import ElementTree
 from pathlib import Path
 
 import pytest
@@ -17,19 +18,19 @@ from zsl_onnx.evaluate.cli import main as evaluate_main
 
 pytestmark = pytest.mark.labelstudio
 
-LABELS = ["sports", "politics", 'R&D <"lab">', "l'économie"]
+LABELS = ["sports", "politics", 'Q&A <"it\'s">', "l'économie"]
 MODEL_VERSION = "zsl-onnx test-bundle int8"
 # (record id, predicted label, score, gold label or None, cancelled)
 TASKS = [
     ("r0", "sports", 0.97, "sports", False),
     ("r1", "sports", 0.91, "sports", False),
     ("r2", "politics", 0.88, "politics", False),
-    ("r3", 'R&D <"lab">', 0.84, 'R&D <"lab">', False),
+    ("r3", 'Q&A <"it\'s">', 0.84, 'Q&A <"it\'s">', False),
     ("r4", "politics", 0.73, "l'économie", False),
     ("r5", "l'économie", 0.66, "l'économie", False),
     ("r6", "sports", 0.52, "politics", False),
     ("r7", "politics", 0.45, None, True),  # skipped by the annotator: not gold
-    ("r8", 'R&D <"lab">', 0.41, None, False),  # never annotated
+    ("r8", 'Q&A <"it\'s">', 0.41, None, False),  # never annotated
     ("r9", "l'économie", 0.33, None, False),
 ]
 
@@ -59,6 +60,8 @@ def studio() -> Iterator[LabelStudio]:
 def test_predictions_survive_the_round_trip_and_the_export_evaluates(studio, tmp_path, capsys):
     written = {task["data"]["id"]: task for task in tasks_file(tmp_path / "tasks.json")}
     project = studio.create_project("zsl-onnx round trip", choices_config(LABELS))
+    stored = ElementTree.fromstring(studio.project(project)["label_config"])
+    assert [choice.get("value") for choice in stored.iter("Choice")] == LABELS  # <, & and quotes survive
     imported = studio.import_file(project, tmp_path / "tasks.json")
     assert imported["task_count"] == len(TASKS) and imported["prediction_count"] == len(TASKS)
 
@@ -92,5 +95,5 @@ def test_predictions_survive_the_round_trip_and_the_export_evaluates(studio, tmp
     assert summary["n"] == len(annotated) == 7
     assert summary["accuracy"] == pytest.approx(right / len(annotated))  # 5 of 7: r4 and r6 are wrong
     assert summary["records"]["gold_skipped"] == 3  # cancelled, never annotated (twice)
-    assert summary["per_label"]['R&D <"lab">']["support"] == 1
+    assert summary["per_label"]['Q&A <"it\'s">']["support"] == 1
     assert summary["confusion_matrix"]["labels"] == sorted({g for *_, g, _ in annotated} | {t[1] for t in annotated})
