@@ -2,5 +2,6 @@
 
 from ._api import ExportResult, export_bundle
 from ._errors import ExportError, ExportValidationError
+from ._job import ExportOptions
 
-__all__ = ["ExportError", "ExportResult", "ExportValidationError", "export_bundle"]
+__all__ = ["ExportError", "ExportOptions", "ExportResult", "ExportValidationError", "export_bundle"]
