@@ -52,23 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "time, or calibrated at export for the attention input), kept only if the accuracy guard passes it "
         "(default); none: fp32 only",
     )
-    guard = parser.add_argument_group("int8 accuracy guard")
-    guard.add_argument(
-        "--min-agreement", type=_fraction, default=DEFAULTS["min_agreement"],
-        help="agreement with fp32 an int8 candidate needs: top-1 on held-out calibration pairs (NLI), or the "
-        "agreement expected from its margin shifts on the guard's decisions (embeddings) (default: %(default)s)",
-    )
-    guard.add_argument(
-        "--calibration-file",
-        help="JSONL of {\"premise\", \"hypothesis\"} pairs, or a text file of premises (one a line) "
-        "used with --template and --calibration-labels (default: the built-in multilingual set)",
-    )
-    guard.add_argument("--calibration-labels", help="comma-separated labels for a text --calibration-file")
-    guard.add_argument(
-        "--keep-lossy-int8", action="store_true",
-        help="when no candidate reaches --min-agreement, keep the most faithful one instead of shipping fp32 only",
-    )
-    guard.add_argument("--threads", type=int, help="ONNX Runtime threads for the speed measurements (default: all cores)")
+    _add_guard_options(parser.add_argument_group("int8 accuracy guard"))
     parser.add_argument(
         "--fp16", action="store_true", help="also write onnx/model_fp16.onnx for CUDA (checked against fp32 on the CPU)"
     )
@@ -90,6 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds each Hugging Face Hub request may take (default: {DEFAULTS['hub_timeout']:g})",
     )
     return parser
+
+
+def _add_guard_options(guard: argparse._ArgumentGroup) -> None:
+    """The int8 accuracy guard's options."""
+    guard.add_argument(
+        "--min-agreement", type=_fraction, default=DEFAULTS["min_agreement"],
+        help="agreement with fp32 an int8 candidate needs: top-1 on held-out calibration pairs (NLI), or the "
+        "agreement expected from its margin shifts on the guard's decisions (embeddings) (default: %(default)s)",
+    )
+    guard.add_argument(
+        "--calibration-file",
+        help="JSONL of {\"premise\", \"hypothesis\"} pairs, or a text file of premises (one a line) "
+        "used with --template and --calibration-labels (default: the built-in multilingual set)",
+    )
+    guard.add_argument("--calibration-labels", help="comma-separated labels for a text --calibration-file")
+    guard.add_argument(
+        "--keep-lossy-int8", action="store_true",
+        help="when no candidate reaches --min-agreement, keep the most faithful one instead of shipping fp32 only",
+    )
+    guard.add_argument("--threads", type=int, help="ONNX Runtime threads for the speed measurements (default: all cores)")
 
 
 def options_from_args(args: argparse.Namespace) -> ExportOptions:

@@ -1,10 +1,9 @@
 """The int8 guard of an embedding bundle: keep an int8 file only if it ranks labels like fp32.
 
 The embedding scorer of the int8 search (``search``). Candidates are the exporter's per-row
-int8 (``candidates``: one activation scale per token row,
-so a text's vector does not depend on its batch mates; here with rotated activations and
-paired 8-bit weights, ``EMBEDDING_CANDIDATES``), with activation statistics from one set of
-texts. The int8 file encodes texts only: label hypotheses stay on the fp32 file (the
+int8 (``candidates``: one activation scale per token row, so a text's vector does not depend on
+its batch mates; here with rotated activations and paired 8-bit weights,
+``EMBEDDING_CANDIDATES``), with activation statistics from one set of texts. The int8 file encodes texts only: label hypotheses stay on the fp32 file (the
 manifest's ``label_variant``), as the runtime runs them. Each candidate is scored through the
 runtime's own embedding path on other, held-out texts against several label sets, most of them
 near-synonym sets whose decisions are close (see ``_embedding_calibration``): 64 texts x 14
@@ -21,6 +20,12 @@ all-MiniLM-L6-v2 the prediction was at or below the agreement measured on AG New
 for every candidate (with labels through int8 too it was not, on SST-2, for the every-MatMul
 candidate), so it is evidence, not a bound. The counted top-1 agreement and the full label
 order (share of label pairs ordered as fp32 orders them) are reported too.
+
+If no candidate passes, the MatMuls that move the statistics texts' vectors most per weight
+they hold are kept in fp32 along ``EMBEDDING_LADDER``: 1, 2, 4, then steps of 4 up to three
+quarters of them, keeping the first that passes. It is not the NLI ladder (doubling up to half,
+then bisection): the bundles exported so far were chosen along this one, and the scorer names
+its own ladder so that each kind keeps its choices.
 """
 
 from __future__ import annotations
