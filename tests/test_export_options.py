@@ -77,7 +77,7 @@ def _fp16_job(tmp_path, **options):
 
     return SimpleNamespace(
         options=ExportOptions("m", tmp_path / "out", fp16=True, **options), stage=lambda name, text: None,
-        path=lambda relative: tmp_path / relative, external_data=False, calibration_run=lambda: (runner, reference),
+        staging=tmp_path, path=lambda relative: tmp_path / relative, external_data=False, calibration_run=lambda: (runner, reference),
         calibration=SimpleNamespace(heldout=np.arange(10)), compare=compare,
     )
 
