@@ -175,6 +175,8 @@ class EmbeddingScorer:
         self.statistics_source = f"{len(statistics_texts)} texts and the label hypotheses"
 
     def statistics(self, model: Any, activations: Sequence[str], work: Path) -> dict[str, ActivationStats]:
+        """Statistics of every weight MatMul's input (the ``activations`` the search asks for),
+        over the statistics texts and the label hypotheses, as ``statistics`` computes them."""
         return statistics(self._bundle_dir, self._source, model, self._statistics_texts, self._label_sets,
                           self._template, self._external_data)
 
