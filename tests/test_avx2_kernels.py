@@ -86,7 +86,7 @@ def test_avx2_kernels_are_exact_on_pair_bounded_weights_and_saturate_beyond(tmp_
     np = pytest.importorskip("numpy")
     from onnx import TensorProto, helper, numpy_helper
 
-    from zsl_onnx_export._rowquant import PAIR_LIMIT, pair_sums
+    from zsl_onnx_export.int8.weights import PAIR_LIMIT, pair_sums
 
     rng = np.random.default_rng(0)
     k, n = 67, 16  # odd K: the last row stands alone

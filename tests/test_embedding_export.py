@@ -158,7 +158,7 @@ def test_int8_guard_keeps_int8_only_when_it_ranks_labels_like_fp32(st_models):
 def test_expected_agreement_weighs_margin_shifts_against_margins():
     from math import erfc, sqrt
 
-    from zsl_onnx_export._embedding_guard import agreement, expected_agreement
+    from zsl_onnx_export.int8.embedding import agreement, expected_agreement
 
     rng = np.random.default_rng(0)
     reference = [rng.uniform(0.0, 0.5, size=(400, 4))]
@@ -181,7 +181,7 @@ def test_expected_agreement_weighs_margin_shifts_against_margins():
 
 
 def test_backoff_keeps_up_to_three_quarters_in_fp32():
-    from zsl_onnx_export._embedding_guard import backoff_counts
+    from zsl_onnx_export.int8.embedding import backoff_counts
 
     assert backoff_counts(36) == [1, 2, 4, 8, 12, 16, 20, 24]
     assert backoff_counts(12) == [1, 2, 4, 8]
@@ -196,7 +196,7 @@ def test_guard_label_sets_include_near_synonym_decisions():
 
 
 def test_agreement_counts_top_labels_and_label_order():
-    from zsl_onnx_export._embedding_guard import agreement
+    from zsl_onnx_export.int8.embedding import agreement
 
     reference_rows = [np.array([[0.9, 0.1, 0.0], [0.2, 0.5, 0.1]])]
     assert agreement(reference_rows, [np.array([[0.8, 0.2, 0.1], [0.6, 0.5, 0.1]])]) == (0.5, 5 / 6)
@@ -205,7 +205,8 @@ def test_agreement_counts_top_labels_and_label_order():
 @pytest.mark.slow
 def test_guard_refuses_below_threshold_and_keep_lossy_keeps_the_best(tmp_path, monkeypatch):
     from embedding_models import build_sentence_transformer
-    from zsl_onnx_export import _embedding_guard, export_bundle
+    from zsl_onnx_export import export_bundle
+    from zsl_onnx_export.int8 import embedding as _embedding_guard
 
     source = build_sentence_transformer("bert", tmp_path / "source", seed=3)
     # every top label kept (100% counted), but margins shifted as a poor int8 shifts them
@@ -441,7 +442,7 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
 
 
 def test_backoff_keeps_the_most_drift_per_weight_in_fp32_first():
-    from zsl_onnx_export._embedding_guard import by_drift_per_weight
+    from zsl_onnx_export.int8.search import by_error_per_weight as by_drift_per_weight
 
     drift = {"ffn_in": 0.004, "value": 0.002, "key": 0.0002, "ffn_out": 0.006}
     size = {"ffn_in": 4, "value": 1, "key": 1, "ffn_out": 4}

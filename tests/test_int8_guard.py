@@ -13,11 +13,13 @@ pytestmark = pytest.mark.export
 
 pytest.importorskip("torch")
 from zsl_onnx_export import ExportError, export_bundle  # noqa: E402
-from zsl_onnx_export._calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
 from zsl_onnx_export._cli import main  # noqa: E402
-from zsl_onnx_export._guard import STATIC_TOLERANCE, PairRunner, search_int8, within_tolerance  # noqa: E402
-from zsl_onnx_export._quantize import BASE_CANDIDATES  # noqa: E402
-from zsl_onnx_export._rowquant import matmul_inputs, saturation_free, weight_matmuls  # noqa: E402
+from zsl_onnx_export.int8.calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
+from zsl_onnx_export.int8.candidates import BASE_CANDIDATES  # noqa: E402
+from zsl_onnx_export.int8.nli import PairRunner, search_int8  # noqa: E402
+from zsl_onnx_export.int8.rowquant import matmul_inputs, weight_matmuls  # noqa: E402
+from zsl_onnx_export.int8.search import STATIC_TOLERANCE, within_tolerance  # noqa: E402
+from zsl_onnx_export.int8.weights import saturation_free  # noqa: E402
 
 LABELS = ["music", "sports", "economy"]
 

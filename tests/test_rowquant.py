@@ -10,18 +10,16 @@ import pytest
 onnx = pytest.importorskip("onnx")  # the exporter's int8 rewrite: needs the [export] extra
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from zsl_onnx_export._rowquant import (  # noqa: E402
-    BLOCKED_OPSET,
+from zsl_onnx_export.int8.rowquant import BLOCKED_OPSET, rowquant, weight_matmuls  # noqa: E402
+from zsl_onnx_export.int8.weight_rounding import gptq_weights, smoothing_factors  # noqa: E402
+from zsl_onnx_export.int8.weights import (  # noqa: E402
     WEIGHT_LEVEL,
     RowQuantWeights,
     quantize_weights,
     reference_matmul,
-    rowquant,
     saturation_free,
     static_multiplier,
-    weight_matmuls,
 )
-from zsl_onnx_export._weight_rounding import gptq_weights, smoothing_factors  # noqa: E402
 
 pytestmark = pytest.mark.export
 
@@ -229,7 +227,7 @@ def test_non_negative_activations_use_the_full_uint8_range_and_their_offset_reac
 
 
 def test_hadamard_blocks_are_orthonormal_and_fit_the_channels():
-    from zsl_onnx_export._rowquant import hadamard, hadamard_block, rotate_rows
+    from zsl_onnx_export.int8.weights import hadamard, hadamard_block, rotate_rows
 
     h = hadamard(16)
     np.testing.assert_allclose(h @ h, np.eye(16), atol=1e-12)  # symmetric and orthonormal: its own inverse
@@ -240,7 +238,7 @@ def test_hadamard_blocks_are_orthonormal_and_fit_the_channels():
 
 
 def test_paired_weights_use_127_levels_and_keep_every_pair_within_the_limit():
-    from zsl_onnx_export._rowquant import PAIR_LIMIT, pair_sums
+    from zsl_onnx_export.int8.weights import PAIR_LIMIT, pair_sums
 
     model = two_layer_graph()
     w1 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w1")).astype(np.float64)
@@ -260,7 +258,7 @@ def test_paired_weights_use_127_levels_and_keep_every_pair_within_the_limit():
 def test_a_rotated_activation_matches_the_numpy_reference_and_has_a_smaller_error(opset):
     from dataclasses import replace
 
-    from zsl_onnx_export._rowquant import hadamard_block, rotate_rows
+    from zsl_onnx_export.int8.weights import hadamard_block, rotate_rows
 
     model = two_layer_graph(opset=opset)
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -290,9 +288,9 @@ def test_a_rotated_activation_cannot_take_an_offset():
 
 
 def test_rotated_weights_stand_for_the_smoothed_weights_and_gptq_lowers_their_error():
-    from zsl_onnx_export._activations import ActivationStats
-    from zsl_onnx_export._quantize import QuantConfig, quantize_model
-    from zsl_onnx_export._rowquant import rotate_rows
+    from zsl_onnx_export.int8.stats import ActivationStats
+    from zsl_onnx_export.int8.candidates import QuantConfig, quantize_model
+    from zsl_onnx_export.int8.weights import rotate_rows
 
     model = two_layer_graph()
     w3 = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "w3")).astype(np.float64)
@@ -323,7 +321,7 @@ def test_rotated_weights_stand_for_the_smoothed_weights_and_gptq_lowers_their_er
 def test_rotated_rows_are_independent_of_their_batch_mates_bit_for_bit(opset):
     from dataclasses import replace
 
-    from zsl_onnx_export._rowquant import rotate_rows
+    from zsl_onnx_export.int8.weights import rotate_rows
 
     model = two_layer_graph(opset=opset)
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
@@ -390,8 +388,8 @@ def test_rows_with_a_static_scale_are_independent_of_their_batch_mates_bit_for_b
 
 
 def test_static_scales_go_to_activations_that_several_matmuls_read():
-    from zsl_onnx_export._activations import ActivationStats
-    from zsl_onnx_export._quantize import QuantConfig, RowQuantizer, static_scale
+    from zsl_onnx_export.int8.stats import ActivationStats
+    from zsl_onnx_export.int8.candidates import QuantConfig, RowQuantizer, static_scale
 
     model = two_layer_graph()
     x = inputs(rows=8, tokens=6).reshape(-1, K)
@@ -416,8 +414,8 @@ def test_static_scales_go_to_activations_that_several_matmuls_read():
 
 
 def test_a_chosen_static_input_moves_its_outlier_channels_into_the_weights():
-    from zsl_onnx_export._activations import ActivationStats
-    from zsl_onnx_export._quantize import OUTLIER_CHANNELS, QuantConfig, RowQuantizer, capped_smoothing
+    from zsl_onnx_export.int8.stats import ActivationStats
+    from zsl_onnx_export.int8.candidates import OUTLIER_CHANNELS, QuantConfig, RowQuantizer, capped_smoothing
 
     model = two_layer_graph()
     weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}

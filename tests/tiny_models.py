@@ -197,7 +197,7 @@ def write_calibration(path: str | Path, every: int = 7) -> Path:
     """
     import json
 
-    from zsl_onnx_export._calibration import builtin_calibration
+    from zsl_onnx_export.int8.calibration import builtin_calibration
 
     cal = builtin_calibration()
     path = Path(path)

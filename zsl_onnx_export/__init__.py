@@ -2,5 +2,6 @@
 
 from ._api import ExportResult, export_bundle
 from ._errors import ExportError, ExportValidationError, SourceError
+from ._job import ExportOptions
 
-__all__ = ["ExportError", "ExportResult", "ExportValidationError", "SourceError", "export_bundle"]
+__all__ = ["ExportError", "ExportOptions", "ExportResult", "ExportValidationError", "SourceError", "export_bundle"]

@@ -7,12 +7,20 @@ import importlib.util
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
 
 import zsl_onnx
 from zsl_onnx import ZslOnnxError
-from zsl_onnx.internals import DEFAULT_HUB_TIMEOUT, DEFAULT_TEMPLATE
 
 from ._api import export_bundle
+from ._job import ExportOptions
+
+__all__ = ["build_parser", "main", "options_from_args"]
+
+# Defaults come from ExportOptions, the one place they are spelled.
+DEFAULTS: dict[str, Any] = {option.name: option.default for option in fields(ExportOptions)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--trust-remote-code", action="store_true", help="allow the model repo's own Python code to run"
     )
     parser.add_argument(
-        "--template", default=DEFAULT_TEMPLATE, help=f"default hypothesis template (default: {DEFAULT_TEMPLATE!r})"
+        "--template", default=DEFAULTS["template"], help=f"default hypothesis template (default: {DEFAULTS['template']!r})"
     )
     parser.add_argument(
         "--quantize",
@@ -44,11 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
         "time, or calibrated at export for the attention input), kept only if the accuracy guard passes it "
         "(default); none: fp32 only",
     )
-    guard = parser.add_argument_group("int8 accuracy guard")
+    _add_guard_options(parser.add_argument_group("int8 accuracy guard"))
+    parser.add_argument(
+        "--fp16", action="store_true", help="also write onnx/model_fp16.onnx for CUDA (checked against fp32 on the CPU)"
+    )
+    parser.add_argument(
+        "--fp16-min-agreement", type=_fraction, default=DEFAULTS["fp16_min_agreement"],
+        help="top-1 agreement with fp32 on held-out calibration pairs that --fp16 needs, or the export fails "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-validate", dest="validate", action="store_false",
+        help="write the bundle even if fp32 logits differ from PyTorch by more than --atol",
+    )
+    parser.add_argument("--atol", type=_tolerance, default=DEFAULTS["atol"], help="max |logit diff| allowed for fp32 (default: 1e-3)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
+    parser.add_argument("--cache-dir", help="Hugging Face cache directory for downloads")
+    parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub; use the local cache")
+    parser.add_argument(
+        "--hub-timeout", type=_seconds, default=DEFAULTS["hub_timeout"],
+        help=f"seconds each Hugging Face Hub request may take (default: {DEFAULTS['hub_timeout']:g})",
+    )
+    return parser
+
+
+def _add_guard_options(guard: argparse._ArgumentGroup) -> None:
+    """The int8 accuracy guard's options."""
     guard.add_argument(
-        "--min-agreement", type=_fraction, default=0.99,
+        "--min-agreement", type=_fraction, default=DEFAULTS["min_agreement"],
         help="agreement with fp32 an int8 candidate needs: top-1 on held-out calibration pairs (NLI), or the "
-        "agreement expected from its margin shifts on the guard's decisions (embeddings) (default: 0.99)",
+        "agreement expected from its margin shifts on the guard's decisions (embeddings) (default: %(default)s)",
     )
     guard.add_argument(
         "--calibration-file",
@@ -61,22 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="when no candidate reaches --min-agreement, keep the most faithful one instead of shipping fp32 only",
     )
     guard.add_argument("--threads", type=int, help="ONNX Runtime threads for the speed measurements (default: all cores)")
-    parser.add_argument(
-        "--fp16", action="store_true", help="also write onnx/model_fp16.onnx for CUDA (checked against fp32 on the CPU)"
+
+
+def options_from_args(args: argparse.Namespace) -> ExportOptions:
+    """The :class:`ExportOptions` that parsed ``zsl-export`` arguments ask for."""
+    return ExportOptions(
+        model=args.model,
+        output=Path(args.output),
+        revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+        template=args.template,
+        quantize_int8=args.quantize == "dynamic",
+        min_agreement=args.min_agreement,
+        calibration_file=args.calibration_file,
+        calibration_labels=_labels(args.calibration_labels),
+        keep_lossy_int8=args.keep_lossy_int8,
+        fp16=args.fp16,
+        fp16_min_agreement=args.fp16_min_agreement,
+        threads=args.threads,
+        validate=args.validate,
+        atol=args.atol,
+        overwrite=args.overwrite,
+        cache_dir=args.cache_dir,
+        local_files_only=args.offline,
+        hub_timeout=args.hub_timeout,
     )
-    parser.add_argument(
-        "--no-validate", dest="validate", action="store_false",
-        help="write the bundle even if fp32 logits differ from PyTorch by more than --atol",
-    )
-    parser.add_argument("--atol", type=_tolerance, default=1e-3, help="max |logit diff| allowed for fp32 (default: 1e-3)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
-    parser.add_argument("--cache-dir", help="Hugging Face cache directory for downloads")
-    parser.add_argument("--offline", action="store_true", help="never contact the Hugging Face Hub; use the local cache")
-    parser.add_argument(
-        "--hub-timeout", type=_seconds, default=DEFAULT_HUB_TIMEOUT,
-        help=f"seconds each Hugging Face Hub request may take (default: {DEFAULT_HUB_TIMEOUT:g})",
-    )
-    return parser
 
 
 def _seconds(text: str) -> float:
@@ -123,27 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'zsl-export: error: exporting needs {", ".join(missing)}: pip install "zsl-onnx[export]"', file=sys.stderr)
         return 1
     try:
-        export_bundle(
-            args.model,
-            args.output,
-            revision=args.revision,
-            trust_remote_code=args.trust_remote_code,
-            template=args.template,
-            quantize_int8=args.quantize == "dynamic",
-            min_agreement=args.min_agreement,
-            calibration_file=args.calibration_file,
-            calibration_labels=_labels(args.calibration_labels),
-            keep_lossy_int8=args.keep_lossy_int8,
-            fp16=args.fp16,
-            threads=args.threads,
-            validate=args.validate,
-            atol=args.atol,
-            overwrite=args.overwrite,
-            cache_dir=args.cache_dir,
-            local_files_only=args.offline,
-            hub_timeout=args.hub_timeout,
-            progress=lambda message: print(message, file=sys.stderr, flush=True),
-        )
+        export_bundle(options_from_args(args), progress=lambda message: print(message, file=sys.stderr, flush=True))
     except ZslOnnxError as exc:
         print(f"zsl-export: error: {exc}", file=sys.stderr)
         return 1

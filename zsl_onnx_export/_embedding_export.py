@@ -2,60 +2,52 @@
 
 load (read the module chain, load the transformer body) -> export the body (optimum-onnx,
 feature-extraction: token vectors out) -> validate fp32 sentence vectors against the PyTorch
-reference -> fit the score calibration -> int8 through the ranking guard -> write the
-manifest. Each step is a function of the shared ``ExportJob`` (see ``_api``); what is
-particular to embeddings travels in ``job.embedding``.
+reference -> fit the score calibration -> int8 through the ranking guard (``int8.embedding``)
+-> write the manifest (``_manifest.save_manifest``). Each step is a function of the shared
+``ExportJob`` (see ``_api``); what is particular to embeddings travels in ``job.embedding``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zsl_onnx.internals import (
     EMBEDDING_MANIFEST_VERSION,
-    MANIFEST,
-    MANIFEST_FORMAT,
     Scoring,
     build_hypotheses,
     load_embedding_scorer,
     read_bundle,
     read_json,
     resolve_max_length,
-    sha256_file,
 )
 
 from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled, fit_bias
-from ._embedding_guard import EmbeddingGuardReport, guard_int8
 from ._errors import ExportError, ExportValidationError
 from ._fp32 import export_onnx
 from ._graph import external_files
-from ._job import FP32_FILE, INT8_FILE, ExportJob, Step
-from ._manifest import file_digests, graph_inputs, tool_versions
+from ._job import FP32_FILE, INT8_FILE, EmbeddingState, ExportJob, Step
+from ._manifest import file_entry, save_manifest
 from ._source import load_pretrained
 from ._st_reference import torch_embeddings
 from ._st_source import SentenceTransformerModel, read_sentence_transformers
 from ._validation import VALIDATION_PAIRS
+from .int8.embedding import guard_int8
+
+__all__ = [
+    "EMBEDDING_STAGES",
+    "EMBEDDING_STEPS",
+    "MIN_COSINE",
+    "VALIDATION_TEXTS",
+    "load_sentence_transformer",
+]
 
 MIN_COSINE = 1.0 - 1e-5  # fp32 vectors vs PyTorch: the export fails below this
 # Texts of every length, language and script, plus one far past any max_length (truncation).
 VALIDATION_TEXTS: tuple[str, ...] = tuple(dict.fromkeys(t for pair in VALIDATION_PAIRS for t in pair))
-
-
-@dataclass
-class EmbeddingState:
-    """What the embedding steps add to an export job."""
-
-    model: SentenceTransformerModel
-    prompts: dict[str, str]
-    fidelity: dict[str, Any] = field(default_factory=dict)
-    scoring: Scoring = field(default_factory=Scoring)
-    calibration: dict[str, Any] = field(default_factory=dict)
-    guard: EmbeddingGuardReport | None = None
+# The progress headings, in order: as many as the NLI pipeline's (see _api.Pipeline).
+EMBEDDING_STAGES = ("load", "export", "validate", "calibrate", "quantize", "write")
 
 
 def load_sentence_transformer(job: ExportJob) -> None:
@@ -70,9 +62,9 @@ def load_sentence_transformer(job: ExportJob) -> None:
         )
     model = read_sentence_transformers(job.source)
     prompt = model.prompt(model.default_prompt())
-    job.embedding = EmbeddingState(model, {"text": prompt, "label": prompt})
+    state = job.embedding = EmbeddingState(model, {"text": prompt, "label": prompt})
     job.say(f"      sentence-transformers: pooling {'+'.join(model.pooling.modes)}, "
-            f"normalize={model.pooling.normalize}, prompts {job.embedding.prompts}")
+            f"normalize={model.pooling.normalize}, prompts {state.prompts}")
     job.tokenizer, job.torch_model = _load_body(model, job.options.trust_remote_code)
 
 
@@ -84,7 +76,7 @@ def export_body(job: ExportJob) -> None:
     job.torch_model.config.save_pretrained(job.staging)
     job.config = read_json(job.path("config.json"))
     limit = resolve_max_length(read_json(job.path("tokenizer_config.json")), job.config)
-    job.max_length = min(job.embedding.model.max_length or limit, limit)
+    job.max_length = min(_state(job).model.max_length or limit, limit)
     job.external_data = bool(external_files(job.path(FP32_FILE)))
     _write(job, {"fp32": {"file": FP32_FILE}})  # the runtime reads it in the next steps
 
@@ -93,7 +85,7 @@ def validate_vectors(job: ExportJob) -> None:
     """Step: fp32 sentence vectors through the real runtime vs the PyTorch reference, with each
     prompt; below ``MIN_COSINE`` the export fails."""
     job.stage("validate", "ONNX Runtime fp32 sentence vectors vs the PyTorch reference")
-    state: EmbeddingState = job.embedding
+    state = _state(job)
     scorer = _scorer(job, FP32_FILE)
     cosines, diffs = [], []
     for prompt in dict.fromkeys(state.prompts.values()):
@@ -114,13 +106,14 @@ def validate_vectors(job: ExportJob) -> None:
             f"The ONNX fp32 sentence vectors differ from PyTorch (min cosine {min_cosine:.8f}, need "
             f"{MIN_COSINE}); the export is wrong and was not written. Report the model id."
         )
-    job.variants["fp32"] = _variant_entry(job.staging, FP32_FILE, state.fidelity)
+    job.variants["fp32"] = file_entry(job.staging, FP32_FILE, state.fidelity)
 
 
 def calibrate_scores(job: ExportJob) -> None:
     """Step: fit the multi-label bias on the built-in labelled texts with the export's template
     (see ``_embedding_calibration``); the scales are the fixed defaults of ``Scoring``."""
-    state: EmbeddingState = job.embedding
+    job.stage("calibrate", "fitting the multi-label score bias on the built-in labelled texts")
+    state = _state(job)
     scorer = _scorer(job, FP32_FILE)
     items = builtin_labelled()
     rows, gold = [], []
@@ -145,12 +138,11 @@ def calibrate_scores(job: ExportJob) -> None:
 
 
 def quantize_embedding_int8(job: ExportJob) -> None:
-    """Step: int8 kept only if it ranks labels like fp32 (see ``_embedding_guard``)."""
+    """Step: int8 kept only if it ranks labels like fp32 (see ``int8.embedding``)."""
     options = job.options
     if not options.quantize_int8:
         job.stage("quantize", "skipped (--quantize none)")
         return
-    state: EmbeddingState = job.embedding
     texts = [item.text for item in builtin_labelled()]
     job.stage("quantize", f"int8 ranking guard, {len(texts)} texts x {len(GUARD_LABEL_SETS)} label sets, "
               f"min expected agreement {options.min_agreement:.1%}")
@@ -160,19 +152,20 @@ def quantize_embedding_int8(job: ExportJob) -> None:
         template=options.template, min_agreement=options.min_agreement, keep_lossy=options.keep_lossy_int8,
         external_data=job.external_data, progress=job.say,
     )
-    state.guard = job.guard = guard  # type: ignore[assignment]  # the embedding guard's own report
+    job.guard = guard
     if guard.chosen is None:
         job.say(f"      no int8 candidate reached {options.min_agreement:.1%}: the bundle ships fp32 only")
         return
-    entry = _variant_entry(job.staging, INT8_FILE, {
+    chosen = guard.chosen
+    entry = file_entry(job.staging, INT8_FILE, {
         "reference": "onnx-fp32", "validated": not guard.kept_lossy,
-        "calibration_agreement": guard.chosen["top1_agreement"],
-        "expected_agreement": guard.chosen["expected_agreement"],
-        "margin_shift_rms": guard.chosen["margin_shift_rms"],
-        "label_order_agreement": guard.chosen["label_order_agreement"],
-        "min_agreement": options.min_agreement, "guard_passed": guard.chosen["passed"],
+        "calibration_agreement": round(chosen.measures["top1_agreement"], 6),
+        "expected_agreement": round(chosen.heldout_agreement, 6),
+        "margin_shift_rms": round(chosen.measures["margin_shift_rms"], 6),
+        "label_order_agreement": round(chosen.measures["label_order_agreement"], 6),
+        "min_agreement": options.min_agreement, "guard_passed": chosen.passed,
     })
-    entry["quantization"] = {**guard.chosen["config"], "guard": guard.to_json()}
+    entry["quantization"] = {**chosen.config.to_json(), "guard": guard.to_json()}
     entry["label_variant"] = "fp32"  # what the guard measured: int8 texts against fp32 label vectors
     job.variants["int8"] = entry
 
@@ -198,41 +191,26 @@ def _scorer(job: ExportJob, relative: str) -> Any:
     )
 
 
-def _variant_entry(staging: Path, relative: str, fidelity: dict[str, Any]) -> dict[str, Any]:
-    path = staging / relative
-    return {
-        "file": relative,
-        "size": path.stat().st_size,
-        "sha256": sha256_file(path),
-        "external_data": [p.relative_to(staging).as_posix() for p in external_files(path)],
-        "fidelity": fidelity,
-    }
+def _state(job: ExportJob) -> EmbeddingState:
+    """The embedding part of ``job``, which the load step fills in before any other step runs."""
+    assert job.embedding is not None, "load_sentence_transformer runs first"
+    return job.embedding
 
 
 def _write(job: ExportJob, variants: dict[str, Any]) -> None:
-    state: EmbeddingState = job.embedding
-    options = job.options
-    job.manifest = {
-        "format": MANIFEST_FORMAT,
+    state = _state(job)
+    save_manifest(
+        job, variants,
         # 3 only where a reader must know label_variant; an fp32-only bundle stays readable by 2
-        "format_version": EMBEDDING_MANIFEST_VERSION if any("label_variant" in v for v in variants.values()) else 2,
-        "kind": "embedding",
-        "source": {"model": str(options.model), "requested_revision": options.revision, "revision": job.resolved_revision},
-        "hypothesis_template": options.template,
-        "max_length": job.max_length,
-        "inputs": graph_inputs(job.path(FP32_FILE)),
-        "embedding": {
+        format_version=EMBEDDING_MANIFEST_VERSION if any("label_variant" in v for v in variants.values()) else 2,
+        kind="embedding",
+        embedding={
             "pooling": state.model.pooling.to_json(),
             "prompts": state.prompts,
             "scoring": {**state.scoring.to_json(), "calibration": state.calibration},
         },
-        "variants": variants,
-        "files": file_digests(job.staging, [v for v in variants.values() if "sha256" in v]),
-        "validation": {
-            "enabled": options.validate, "min_cosine": MIN_COSINE, "texts": len(VALIDATION_TEXTS),
+        validation={
+            "enabled": job.options.validate, "min_cosine": MIN_COSINE, "texts": len(VALIDATION_TEXTS),
             "reference": "transformers model + sentence-transformers Pooling/Normalize reimplemented in PyTorch",
         },
-        "tools": tool_versions(),
-    }
-    text = json.dumps(job.manifest, indent=2, ensure_ascii=False) + "\n"
-    job.path(MANIFEST).write_text(text, encoding="utf-8")
+    )

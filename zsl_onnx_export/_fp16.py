@@ -7,9 +7,12 @@ from ._graph import convert_fp16
 from ._job import FP16_FILE, FP32_FILE, ExportJob
 from ._manifest import variant_entry
 
+__all__ = ["convert_to_fp16"]
+
 
 def convert_to_fp16(job: ExportJob) -> None:
-    """Step: fp16 must agree with fp32 as often as int8 must, or the export fails."""
+    """Step: fp16 must agree with fp32 on ``fp16_min_agreement`` of the held-out calibration
+    pairs, or the export fails."""
     if not job.options.fp16:
         job.stage("fp16", "skipped (pass --fp16 for a GPU variant)")
         return
@@ -19,10 +22,10 @@ def convert_to_fp16(job: ExportJob) -> None:
     logits = runner.logits(job.path(FP16_FILE))
     heldout = job.calibration.heldout
     agree = float((logits.argmax(axis=1) == reference.argmax(axis=1))[heldout].mean())
-    if agree < job.options.min_agreement:
+    if agree < job.options.fp16_min_agreement:
         raise ExportValidationError(
             f"The fp16 model agrees with fp32 on only {agree:.2%} of held-out calibration pairs "
-            f"(need {job.options.min_agreement:.1%}); this model overflows in fp16. Export without --fp16."
+            f"(need {job.options.fp16_min_agreement:.1%}); this model overflows in fp16. Export without --fp16."
         )
     entry = variant_entry(job.staging, FP16_FILE, job.compare("fp16"), validated=True)
     entry["fidelity"].update({

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from ._graph import size_with_data
-from ._guard import GuardReport, search_int8
 from ._job import FP32_FILE, INT8_FILE, ExportJob
 from ._manifest import variant_entry
+from .int8.nli import search_int8
+from .int8.search import GuardReport
+
+__all__ = ["quantize_int8"]
 
 
 def quantize_int8(job: ExportJob) -> None:
@@ -57,7 +60,7 @@ def _int8_entry(job: ExportJob, guard: GuardReport, speedup: float | None) -> di
     entry = variant_entry(job.staging, INT8_FILE, job.compare("int8"), validated=not guard.kept_lossy)
     entry["fidelity"].update({
         "calibration_reference": "onnx-fp32",
-        "calibration_heldout_pairs": guard.calibration["heldout_pairs"],
+        "calibration_heldout_pairs": guard.context["calibration"]["heldout_pairs"],
         "calibration_agreement": round(guard.chosen.heldout_agreement, 6),
         "min_agreement": guard.min_agreement,
         "guard_passed": guard.chosen.passed,

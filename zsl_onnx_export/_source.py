@@ -8,7 +8,7 @@ from typing import Any
 from zsl_onnx import NoEntailmentLabelError
 from zsl_onnx.internals import build_hypotheses, fetch_matching, resolve_labels
 
-from ._calibration import CalibrationSet, builtin_calibration, load_calibration
+from .int8.calibration import CalibrationSet, builtin_calibration, load_calibration
 from ._checks import check_atol
 from ._errors import ExportError, SourceError
 from ._job import ExportJob, ExportOptions

@@ -4,19 +4,20 @@ Not part of the user API, but a stable seam: ``benchmarks/`` imports exporter in
 here only, never from the private ``zsl_onnx_export._*`` modules, so those stay free to change.
 """
 
-from ._calibration import CalibrationSet, builtin_calibration
 from ._embedding_calibration import GUARD_LABEL_SETS, builtin_labelled
 from ._embedding_export import VALIDATION_TEXTS
-from ._embedding_guard import _statistics as embedding_statistics
-from ._embedding_guard import expected_agreement
 from ._fp32 import export_onnx
-from ._guard import PairRunner
 from ._head_token import rewrite_file
 from ._job import FP32_FILE, INT8_FILE
-from ._activations import ActivationStats, collect_stats
-from ._quantize import BASE_CANDIDATES, QuantConfig, RowQuantizer, quantize_model, save_model
-from ._rowquant import matmul_inputs, quantize_weights, rowquant, saturation_free, weight_matmuls
 from ._source import load_sequence_classifier
+from .int8.calibration import CalibrationSet, builtin_calibration
+from .int8.candidates import BASE_CANDIDATES, QuantConfig, RowQuantizer, quantize_model, save_model
+from .int8.embedding import expected_agreement
+from .int8.embedding import statistics as embedding_statistics
+from .int8.nli import PairRunner
+from .int8.rowquant import matmul_inputs, rowquant, weight_matmuls
+from .int8.stats import ActivationStats, collect_stats
+from .int8.weights import quantize_weights, saturation_free
 
 __all__ = [
     "GUARD_LABEL_SETS",

@@ -20,7 +20,9 @@ import numpy as np
 
 from zsl_onnx.internals import build_hypotheses
 
-from ._errors import ExportError
+from .._errors import ExportError
+
+__all__ = ["CalibrationSet", "MIN_PAIRS", "builtin_calibration", "load_calibration"]
 
 MIN_PAIRS = 100  # below this, the held-out estimate's error is over a point at 99%
 _RANKING_SHARE = 3  # a third of the pairs (a fixed random draw) ranks nodes; the rest are held out

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._rowquant import PAIR_LIMIT, PAIRED_WEIGHT_LEVEL, WEIGHT_LEVEL, RowQuantWeights, quantize_weights
+from .weights import PAIR_LIMIT, PAIRED_WEIGHT_LEVEL, WEIGHT_LEVEL, RowQuantWeights, quantize_weights
 
 __all__ = ["gptq_weights", "smoothing_factors"]
 

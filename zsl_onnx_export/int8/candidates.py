@@ -1,7 +1,7 @@
 """int8 candidates: which MatMuls go per-row int8, and how their weights are chosen.
 
 Model-agnostic: :func:`quantize_model` takes any ONNX graph, the names of the MatMuls to
-quantize and the activation statistics of that graph (``_activations``), so cross-encoders
+quantize and the activation statistics of that graph (``stats``), so cross-encoders
 and embedding models share it. :class:`RowQuantizer` binds one graph and its statistics for
 the accuracy guard, which builds many candidates of the same graph.
 """
@@ -15,28 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from ._activations import ActivationStats
-from ._rowquant import (
-    ACTIVATION_LEVEL,
-    RowQuantWeights,
-    hadamard_block,
-    quantize_weights,
-    rotate_rows,
-    rowquant,
-    weight_matmuls,
-)
-from ._weight_rounding import gptq_weights, smoothing_factors
+from .rowquant import rowquant, weight_matmuls
+from .stats import ActivationStats
+from .weight_rounding import gptq_weights, smoothing_factors
+from .weights import ACTIVATION_LEVEL, RowQuantWeights, hadamard_block, quantize_weights, rotate_rows
 
 OUTLIER_CHANNELS = 2  # smoothed channels of a chosen static activation capped at the third largest
 
 __all__ = [
     "BASE_CANDIDATES",
     "EMBEDDING_CANDIDATES",
-    "PLAIN_CANDIDATES",
     "QuantConfig",
     "RowQuantizer",
     "capped_smoothing",
-    "quantize",
     "quantize_model",
     "save_model",
     "static_scale",
@@ -51,7 +42,7 @@ class QuantConfig:
     smooth_alpha: float | None = 0.5  # SmoothQuant migration strength; None: no smoothing
     gptq: bool = True  # GPTQ rounding instead of round-to-nearest
     unsigned: bool = True  # non-negative activations (GELU outputs) use all 256 uint8 levels
-    rotation: int = 0  # Hadamard block size limit for rotated activations (0: none; see _rowquant)
+    rotation: int = 0  # Hadamard block size limit for rotated activations (0: none; see weights)
     paired_weights: bool = False  # 8-bit weights bounded per pair of rows instead of [-64, 64]
     # Activations read by several weight MatMuls (attention's query/key/value input) use one
     # calibrated scale instead of per-row scales: fewer passes over them and their outputs.
@@ -81,7 +72,7 @@ class QuantConfig:
 
 # Tried in this order before any MatMul is kept in fp32; the last one is where the guard's
 # back-off starts. Every candidate quantizes each row on its own (per-row or calibrated scales)
-# with AVX2-safe pair-bounded weights (see _rowquant), so any candidate the guard accepts is
+# with AVX2-safe pair-bounded weights (see weights), so any candidate the guard accepts is
 # batch-independent and has exact integer products on AVX2, AVX512-VNNI and AMX CPUs. The
 # first is the fastest: one calibrated scale for the attention input and for the LayerNorm
 # outputs the guard picks (the FFN input, in BERT-like models); the second keeps it for the
@@ -95,16 +86,10 @@ BASE_CANDIDATES: tuple[QuantConfig, ...] = (
 )
 # Embedding bundles: mean-pooled vectors compared across labels are more sensitive to int8
 # noise than a cross-encoder's logits, so their activations are rotated and their weights get
-# the pair-bounded 8-bit range (both in _rowquant), at the cost of one small MatMul per activation.
+# the pair-bounded 8-bit range (both in weights), at the cost of one small MatMul per activation.
 EMBEDDING_CANDIDATES: tuple[QuantConfig, ...] = (
     QuantConfig("per-row int8, rotated, smoothed, GPTQ, paired weights", rotation=32, paired_weights=True),
 )
-# For callers without activation statistics of their graph: round to nearest, no smoothing.
-PLAIN_CANDIDATES: tuple[QuantConfig, ...] = (
-    QuantConfig("per-row int8, round to nearest", smooth_alpha=None, gptq=False, unsigned=False),
-)
-
-
 def quantize_model(
     model: Any,
     nodes: Sequence[str],
@@ -258,42 +243,13 @@ class RowQuantizer:
             errors[label] = float(np.einsum("ko,kl,lo->", delta, gram, delta))
         return errors
 
-    def write(self, config: QuantConfig, target: Path, *, external_data: bool, only_nodes: Sequence[str] | None = None) -> None:
-        save_model(self.build(config, only_nodes), target, external_data=external_data)
-
-
-def quantize(
-    source: Path,
-    target: Path,
-    config: QuantConfig,
-    *,
-    external_data: bool,
-    stats: Mapping[str, ActivationStats] | None = None,
-) -> None:
-    """Write the graph at ``source`` to ``target`` with every weight MatMul (but
-    ``config.nodes_to_exclude``) in per-row int8. Smoothing and GPTQ need ``stats`` of the
-    graph's activations (see ``_activations``); without them use :data:`PLAIN_CANDIDATES`."""
-    import onnx
-
-    if stats is None and (config.smooth_alpha is not None or config.gptq or config.unsigned):
-        raise ValueError(f"{config.name!r} needs activation statistics (smoothing or GPTQ); pass stats= "
-                         "or use a PLAIN_CANDIDATES config")
-    model = onnx.load(str(source))
-    nodes = [n for n in weight_matmuls(model) if n not in set(config.nodes_to_exclude)]
-    save_model(quantize_model(model, nodes, stats or {}, config), target, external_data=external_data)
-
 
 def save_model(model: Any, target: Path, *, external_data: bool) -> None:
+    """Save ``model``; with ``external_data`` (graphs over 2 GB) its weights go to one file
+    named after the target, as the bundle format expects."""
     import onnx
 
     if external_data:
         onnx.save(model, str(target), save_as_external_data=True, location=target.name + "_data")
     else:
         onnx.save(model, str(target))
-
-
-def int8_weight_bytes(model: Any) -> int:
-    """Bytes of int8 initializers (for size tables)."""
-    from onnx import TensorProto
-
-    return sum(int(np.prod(i.dims)) for i in model.graph.initializer if i.data_type == TensorProto.INT8)
