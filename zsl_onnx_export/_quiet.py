@@ -3,9 +3,12 @@
 torch's tracer warns about every constant it records (``TracerWarning``), torch, transformers
 and optimum warn about their own deprecations, and optimum's exporter says to install
 accelerate for a check it skips: none of it concerns the user of ``zsl-export``, and in a log
-it reads like an error. Inside :func:`quiet_third_party` those warnings are ignored and the
-transformers and optimum log errors only; on the way out the warning filters and both
-verbosities are restored, so the caller's own settings are untouched. Other warnings still show.
+it reads like an error. Nor does the runtime's ``TruncationWarning`` when the guard or the
+validation scores a calibration text longer than a small model's input: those texts are ours,
+and they are cut the same way in fp32 and int8. Inside :func:`quiet_third_party` those
+warnings are ignored and the transformers and optimum log errors only; on the way out the
+warning filters and both verbosities are restored, so the caller's own settings are untouched.
+Other warnings still show.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+
+from zsl_onnx import TruncationWarning
 
 __all__ = ["NOISY_MODULES", "quiet_third_party"]
 
@@ -31,6 +36,7 @@ def quiet_third_party() -> Iterator[None]:
         stack.enter_context(warnings.catch_warnings())
         for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
             warnings.filterwarnings("ignore", category=category, module=NOISY_MODULES)
+        warnings.filterwarnings("ignore", category=TruncationWarning)
         tracer = _tracer_warning()
         if tracer is not None:
             warnings.filterwarnings("ignore", category=tracer)
