@@ -31,12 +31,20 @@ THRESHOLD_FIELD = "above_threshold"
 ARGILLA_LINE_FIELD = "line"
 
 
-def output_fields(fmt: str, threshold: float | None, prefix: str = "") -> list[str]:
-    """The names the output adds to each record; an input field of the same name is refused."""
-    if fmt == "argilla":
-        return [prefix + ARGILLA_LINE_FIELD]  # the metadata key holding the line number
+def output_fields(fmt: str, threshold: float | None, prefix: str = "", text_fields: Sequence[str] = (),
+                  truncation_field: str | None = None) -> list[str]:
+    """The names the output adds to each record; an input field of the same name is refused.
+
+    Argilla's are metadata keys (the line number), Label Studio's are ``data`` keys (the text,
+    unless the text is that very field); ``--truncation-field`` is added as named, unprefixed.
+    """
+    extra = [truncation_field] if truncation_field else []
+    if fmt in ("argilla", "argilla-v1"):
+        return [prefix + ARGILLA_LINE_FIELD, *extra]  # the metadata key holding the line number
+    if fmt == "label-studio":
+        return [name for name in (prefix + "text", *extra) if name not in text_fields]
     names = [*RESULT_FIELDS, *([THRESHOLD_FIELD] if threshold is not None else [])]
-    return [prefix + name for name in names]
+    return [prefix + name for name in names] + extra
 
 
 def refuse_collisions(items: Iterable[Record | Invalid], reserved: Sequence[str]) -> Iterator[Record | Invalid]:
@@ -88,7 +96,7 @@ def argilla_record(
 
 def render(rows: Iterable[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
     """Rows as JSONL, CSV or TSV text (list fields are JSON-encoded in one cell)."""
-    if fmt in ("jsonl", "argilla"):
+    if fmt in ("jsonl", "argilla", "argilla-v1"):
         return "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",")
