@@ -100,14 +100,18 @@ class ZeroShotMapper:
                 "max_length": str(self.classifier.max_length)}
 
     def classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The classifier's ranked results for ``texts``, exactly as a local call returns them,
-        each with the tokens truncation left unread (``DROPPED``; the warning is caught here)."""
+        """The classifier's ranked results for ``texts``, exactly as a local call returns them."""
         if not texts:
             return []
-        return classify_counting(
-            self.classifier, texts, self.labels, hypothesis_template=self.hypothesis_template,
+        return self.classifier(
+            texts, self.labels, hypothesis_template=self.hypothesis_template,
             multi_label=self.multi_label, batch_size=self.batch_size, **self.long_text,
         )
+
+    def classify_counted(self, texts: list[str]) -> list[dict[str, Any]]:
+        """``classify``, each result with the tokens truncation left unread (``DROPPED``): what
+        ``zsl-classify --ray`` counts. The warning is caught in the actor, never logged."""
+        return classify_counting(lambda batch, _labels: self.classify(batch), texts, self.labels)
 
     def __call__(self, batch: Any) -> Any:
         texts = self._texts(batch)
@@ -262,7 +266,7 @@ class ChunkPool:
                 yield self._collect(pending)
             i = self._load.index(min(self._load))
             self._load[i] += 1
-            pending.append((chunk, i, self._actors[i].classify.remote(texts(chunk))))
+            pending.append((chunk, i, self._actors[i].classify_counted.remote(texts(chunk))))
         while pending:
             yield self._collect(pending)
 

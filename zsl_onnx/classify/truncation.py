@@ -11,17 +11,17 @@ command's own.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from zsl_onnx import TruncationWarning, ZeroShotClassifier
+from zsl_onnx import TruncationWarning
 
 __all__ = ["DROPPED", "classify_counting"]
 
 DROPPED = "dropped_tokens"
 
 
-def classify_counting(clf: ZeroShotClassifier, texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
+def classify_counting(clf: Callable[..., list[dict[str, Any]]], texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
                       **options: Any) -> list[dict[str, Any]]:
     """``clf(texts, labels, **options)``, each result with ``DROPPED``; other warnings pass on."""
     with warnings.catch_warnings(record=True) as caught:
