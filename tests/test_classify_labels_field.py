@@ -218,3 +218,10 @@ def test_max_windows_needs_chunk(bert_bundle, tmp_path, capsys):
     assert classify(bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--labels", LABELS,
                     "--max-windows", 4) == 1
     assert "--max-windows needs --long-text chunk" in capsys.readouterr().err
+
+
+def test_a_record_field_named_like_the_truncation_field_is_a_bad_record(bert_bundle, tmp_path, capsys):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "x", "unread": "mine"}])
+    assert classify(bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--labels", LABELS,
+                    "--truncation-field", "unread") == 1
+    assert "field 'unread' that --truncation-field would overwrite" in capsys.readouterr().err

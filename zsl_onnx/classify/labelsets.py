@@ -26,10 +26,20 @@ __all__ = ["check_records", "record_labels"]
 
 def check_records(records: Iterable[Record | Invalid], options: ClassifyOptions, plan: Plan) -> Iterator[Record | Invalid]:
     """The records with collisions refused and, with --labels-field, each one's labels attached."""
-    reserved = output_fields(plan.output_format, options.threshold, options.field_prefix, plan.text_fields,
-                             options.truncation_field)
+    reserved = output_fields(plan.output_format, options.threshold, options.field_prefix, plan.text_fields)
     items = refuse_collisions(records, reserved)
+    if options.truncation_field is not None:
+        items = _refuse_truncation_field(items, options.truncation_field)
     return items if options.labels_field is None else _with_labels(items, options.labels_field)
+
+
+def _refuse_truncation_field(items: Iterable[Record | Invalid], field: str) -> Iterator[Record | Invalid]:
+    """--truncation-field is named by the user, so the advice differs from the prefixed fields'."""
+    for item in items:
+        if isinstance(item, Record) and field in item.fields:
+            item = Invalid(item.line, f"has a field {field!r} that --truncation-field would overwrite; name "
+                                      "another --truncation-field", json.dumps(item.fields, ensure_ascii=False))
+        yield item
 
 
 def _with_labels(items: Iterable[Record | Invalid], field: str) -> Iterator[Record | Invalid]:

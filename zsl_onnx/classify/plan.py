@@ -101,7 +101,8 @@ def _output_format(requested: str | None, output: str) -> str:
         if named == "txt":
             raise InvalidInputError(f"{output}: a .txt output cannot hold labels and scores; use .jsonl, .csv or .tsv.")
         return named or "jsonl"
-    clash = ((named in ("csv", "tsv") and requested != named) or (named == "jsonl" and requested in ("csv", "tsv", "label-studio"))
+    clash = ((named in ("csv", "tsv") and requested != named)
+             or (named == "jsonl" and requested in ("csv", "tsv", "label-studio"))
              or (named == "label-studio" and requested in ("csv", "tsv")))
     if clash:
         raise InvalidInputError(

@@ -21,8 +21,8 @@ __all__ = ["DROPPED", "classify_counting"]
 DROPPED = "dropped_tokens"
 
 
-def classify_counting(clf: Callable[..., list[dict[str, Any]]], texts: Sequence[str], labels: Sequence[str] | Sequence[Sequence[str]],
-                      **options: Any) -> list[dict[str, Any]]:
+def classify_counting(clf: Callable[..., list[dict[str, Any]]], texts: Sequence[str],
+                      labels: Sequence[str] | Sequence[Sequence[str]], **options: Any) -> list[dict[str, Any]]:
     """``clf(texts, labels, **options)``, each result with ``DROPPED``; other warnings pass on."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", TruncationWarning)  # never deduplicated away: every call counts

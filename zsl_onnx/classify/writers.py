@@ -1,4 +1,6 @@
-"""The records zsl-classify writes: input fields plus labels and scores, or Argilla records; as JSONL, CSV or TSV.
+"""The records zsl-classify writes: input fields plus labels and scores, or Argilla 1.x records; as JSONL, CSV or TSV.
+
+Label Studio tasks and Argilla 2.x records are shaped in ``annotation``.
 
 ``zsl_onnx.ray`` shapes its result columns with :func:`classified_fields` too, so a Ray Data
 pipeline and the command write the same fields.
@@ -31,20 +33,18 @@ THRESHOLD_FIELD = "above_threshold"
 ARGILLA_LINE_FIELD = "line"
 
 
-def output_fields(fmt: str, threshold: float | None, prefix: str = "", text_fields: Sequence[str] = (),
-                  truncation_field: str | None = None) -> list[str]:
+def output_fields(fmt: str, threshold: float | None, prefix: str = "", text_fields: Sequence[str] = ()) -> list[str]:
     """The names the output adds to each record; an input field of the same name is refused.
 
-    Argilla's are metadata keys (the line number), Label Studio's are ``data`` keys (the text,
-    unless the text is that very field); ``--truncation-field`` is added as named, unprefixed.
+    Argilla's are metadata keys (the line number), Label Studio's a ``data`` key (the text,
+    unless the text is that very field). ``--truncation-field`` is checked on its own.
     """
-    extra = [truncation_field] if truncation_field else []
     if fmt in ("argilla", "argilla-v1"):
-        return [prefix + ARGILLA_LINE_FIELD, *extra]  # the metadata key holding the line number
+        return [prefix + ARGILLA_LINE_FIELD]  # the metadata key holding the line number
     if fmt == "label-studio":
-        return [name for name in (prefix + "text", *extra) if name not in text_fields]
+        return [name for name in (prefix + "text",) if name not in text_fields]
     names = [*RESULT_FIELDS, *([THRESHOLD_FIELD] if threshold is not None else [])]
-    return [prefix + name for name in names] + extra
+    return [prefix + name for name in names]
 
 
 def refuse_collisions(items: Iterable[Record | Invalid], reserved: Sequence[str]) -> Iterator[Record | Invalid]:
