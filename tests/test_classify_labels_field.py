@@ -201,8 +201,10 @@ def test_long_text_settings_are_in_the_fingerprint_only_when_used(bert_bundle, t
 
     base = [str(a) for a in (bert_bundle, tmp_path / "in.jsonl", "-o", out, "--labels", LABELS, "--flush-every", 2, "-q")]
     assert run_command(base, fault=stop) == 130
-    settings = json.loads(state.read_text())["settings"]
+    saved = json.loads(state.read_text())
+    settings = saved["settings"]
     assert not any(name in settings for name in ("--long-text", "--max-windows", "--labels-field", "--truncation-field"))
+    assert set(saved["stats"]) == {"read", "classified", "rejected", "written", "top_labels", "histogram", "first_reject"}
     assert classify(*base, "--resume", "--long-text", "chunk") == 1
     assert "--long-text: None then, 'chunk' now" in capsys.readouterr().err
     assert run_command([*base, "--overwrite", "--long-text", "chunk", "--max-windows", "3"], fault=stop) == 130
