@@ -90,9 +90,9 @@ def test_delimited_input_and_csv_output_round_trip(bert_bundle, tmp_path, fmt):
     np.testing.assert_allclose([json.loads(r["scores"]) for r in rows], [e["scores"] for e in expected], atol=1e-6)
 
 
-def test_text_from_stdin_to_stdout_in_argilla_shape(bert_bundle):
+def test_text_from_stdin_to_stdout_in_argilla_v1_shape(bert_bundle):
     done = subprocess.run(
-        [exe(), str(bert_bundle), "-", "-o", "-", "--input-format", "txt", "--labels", LABELS, "--format", "argilla"],
+        [exe(), str(bert_bundle), "-", "-o", "-", "--input-format", "txt", "--labels", LABELS, "--format", "argilla-v1"],
         input="\n".join(TRICKY[:1] + TRICKY[2:]) + "\n\n", capture_output=True, text=True, encoding="utf-8", timeout=120,
     )
     assert done.returncode == 0, done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'zsl-
 pytest.importorskip("ray.data", reason="Ray Data is not installed (pip install 'zsl-onnx[ray]')")
 
 import zsl_onnx.ray as zray  # noqa: E402
-from zsl_onnx import InvalidInputError, ZeroShotClassifier  # noqa: E402
+from zsl_onnx import InvalidInputError, TruncationWarning, ZeroShotClassifier  # noqa: E402
+from zsl_onnx.classify.truncation import DROPPED  # noqa: E402
 
 pytestmark = pytest.mark.slow  # a local Ray cluster takes seconds to start
 
@@ -98,7 +100,7 @@ def test_chunk_pool_keeps_order_and_maps_worker_errors(ray_cluster, bert_bundle)
         got = list(pool.map(chunks, lambda chunk: chunk))
         clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
         assert [chunk for chunk, _ in got] == chunks
-        assert [results for _, results in got] == [clf(chunk, LABELS) for chunk in chunks]
+        assert [results for _, results in got] == [[{**r, DROPPED: 0} for r in clf(chunk, LABELS)] for chunk in chunks]
         with pytest.raises(InvalidInputError, match="empty or only whitespace"):
             list(pool.map([["fine", " "]], lambda chunk: chunk))
     finally:
@@ -136,7 +138,7 @@ def test_a_killed_actor_is_restarted_and_every_chunk_comes_back_once(ray_cluster
     clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
     assert [chunk for chunk, _ in got] == chunks
     assert [r["sequence"] for _, results in got for r in results] == texts  # each record once, in order
-    assert [results for _, results in got] == [clf(chunk, LABELS) for chunk in chunks]
+    assert [results for _, results in got] == [[{**r, DROPPED: 0} for r in clf(chunk, LABELS)] for chunk in chunks]
 
 
 def corpus(path: Path, n: int) -> None:
@@ -234,3 +236,20 @@ def test_map_batches_survives_an_actor_killed_mid_run(ray_cluster, bert_bundle, 
     assert sorted(row["id"] for row in rows) == list(range(30))  # every record exactly once
     expected = {t: r["labels"][0] for t, r in zip(texts, ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")(texts, LABELS))}
     assert all(row["top_label"] == expected[row["text"]] for row in rows)
+
+
+def test_chunk_pool_counts_truncation_and_passes_long_text_on(ray_cluster, bert_bundle):
+    long = "The football match went on and on. " * 120
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+    for options, cut in (({}, True), ({"long_text": "chunk", "max_windows": 40}, False)):
+        pool = zray.ChunkPool({"model": str(bert_bundle), "labels": LABELS, "variant": "fp32", **options},
+                              workers=1, threads=1)
+        try:
+            ((_, results),) = list(pool.map([[long, "short"]], lambda chunk: chunk))
+        finally:
+            pool.close()
+        assert (results[0][DROPPED] > 100) is cut and results[1][DROPPED] == 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", TruncationWarning)  # the call the pool's results are checked against
+            expected = clf([long, "short"], LABELS, **options)
+        assert [r["scores"] for r in results] == [e["scores"] for e in expected]

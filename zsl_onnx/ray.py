@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from ._classifier import DEFAULT_BATCH_SIZE, ZeroShotClassifier
+from .classify.truncation import classify_counting
 from .classify.writers import RESULT_FIELDS, THRESHOLD_FIELD, classified_fields, output_fields
 from ._exceptions import InvalidInputError, ZslOnnxError
 from ._hypotheses import build_hypotheses, parse_labels
@@ -71,6 +72,8 @@ class ZeroShotMapper:
         max_length: int | None = None,
         revision: str | None = None,
         local_files_only: bool = False,
+        long_text: str = "truncate",
+        max_windows: int | None = None,
     ) -> None:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise InvalidInputError(f"threshold must be between 0 and 1, not {threshold}.")
@@ -81,6 +84,9 @@ class ZeroShotMapper:
         self.columns = output_fields("jsonl", threshold, field_prefix)
         self.field_prefix = field_prefix
         self.batch_size = batch_size
+        self.long_text: dict[str, Any] = {} if long_text == "truncate" else {"long_text": long_text}
+        if max_windows is not None:
+            self.long_text["max_windows"] = max_windows
         self.classifier = ZeroShotClassifier.from_pretrained(
             model, variant=variant, threads=threads, max_length=max_length,
             revision=revision, local_files_only=local_files_only,
@@ -99,8 +105,13 @@ class ZeroShotMapper:
             return []
         return self.classifier(
             texts, self.labels, hypothesis_template=self.hypothesis_template,
-            multi_label=self.multi_label, batch_size=self.batch_size,
+            multi_label=self.multi_label, batch_size=self.batch_size, **self.long_text,
         )
+
+    def classify_counted(self, texts: list[str]) -> list[dict[str, Any]]:
+        """``classify``, each result with the tokens truncation left unread (``DROPPED``): what
+        ``zsl-classify --ray`` counts. The warning is caught in the actor, never logged."""
+        return classify_counting(lambda batch, _labels: self.classify(batch), texts, self.labels)
 
     def __call__(self, batch: Any) -> Any:
         texts = self._texts(batch)
@@ -255,7 +266,7 @@ class ChunkPool:
                 yield self._collect(pending)
             i = self._load.index(min(self._load))
             self._load[i] += 1
-            pending.append((chunk, i, self._actors[i].classify.remote(texts(chunk))))
+            pending.append((chunk, i, self._actors[i].classify_counted.remote(texts(chunk))))
         while pending:
             yield self._collect(pending)
 

@@ -14,6 +14,8 @@ from typing import Any, Protocol, TypeVar
 from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import local_bundle_dir
 
+from .truncation import classify_counting
+
 from .options import ClassifyOptions
 
 __all__ = ["LOCAL_CLUSTER", "ChunkClassifier", "LocalChunks", "RayChunks"]
@@ -35,22 +37,33 @@ class ChunkClassifier(Protocol):
 
 
 class LocalChunks:
-    """Classifies chunks in this process, one after the other."""
+    """Classifies chunks in this process, one after the other.
+
+    With ``label_sets`` (``--labels-field``) the records of a chunk go through one call with one
+    label list per text. Each result carries ``DROPPED``, the tokens truncation left unread.
+    """
 
     def __init__(self, clf: ZeroShotClassifier, labels: list[str], template: str | None, multi_label: bool,
-                 batch_size: int) -> None:
+                 batch_size: int, long_text: str = "truncate", max_windows: int | None = None,
+                 label_sets: Callable[[Any], list[list[str]]] | None = None) -> None:
         self._clf = clf
         self._labels = labels
+        self._label_sets = label_sets
         self.hypothesis_template = template or clf.hypothesis_template
         self._options: dict[str, Any] = {"hypothesis_template": self.hypothesis_template,
                                          "multi_label": multi_label, "batch_size": batch_size}
+        if long_text != "truncate":  # the runtime's defaults otherwise
+            self._options["long_text"] = long_text
+        if max_windows is not None:
+            self._options["max_windows"] = max_windows
         self.variant = clf.variant
         self.max_length = clf.max_length
 
     def map(self, chunks: Iterable[T], texts: Callable[[T], list[str]]) -> Iterator[tuple[T, list[dict[str, Any]]]]:
         for chunk in chunks:
             batch = texts(chunk)
-            yield chunk, (self._clf(batch, self._labels, **self._options) if batch else [])
+            labels = self._labels if self._label_sets is None else self._label_sets(chunk)
+            yield chunk, (classify_counting(self._clf, batch, labels, **self._options) if batch else [])
 
     def close(self) -> None:
         """Nothing to release: the classifier goes with the process."""
@@ -71,7 +84,8 @@ class RayChunks:
             mapper = {"model": str(options.model), "labels": labels, "hypothesis_template": options.template,
                       "multi_label": options.multi_label, "batch_size": options.batch_size,
                       "variant": options.variant, "max_length": options.max_length,
-                      "local_files_only": options.offline}
+                      "local_files_only": options.offline, "long_text": options.long_text,
+                      "max_windows": options.max_windows}
             self._pool = ChunkPool(mapper, workers=workers, threads=threads)
         except BaseException:
             self._disconnect()

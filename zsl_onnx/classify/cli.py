@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     labels = parser.add_mutually_exclusive_group(required=True)
     labels.add_argument("--labels", help='comma-separated candidate labels, e.g. "politics,sports,economy"')
     labels.add_argument("--labels-file", help="file with one candidate label a line")
+    labels.add_argument("--labels-field", metavar="FIELD",
+                        help="each record's own candidate labels are in this field (a JSON list or a comma-separated string)")
     parser.add_argument("--input-format", choices=FORMATS, help="default: from the input's extension")
     parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS,
                         help="output format (default: from the output's extension, else jsonl)")
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: all cores)")
     parser.add_argument("--variant", choices=("fp32", "int8", "fp16"), help="model file (default: int8 on CPU when present)")
     parser.add_argument("--max-length", type=int, help="lower the model's token limit for speed")
+    _add_long_text_arguments(parser)
     parser.add_argument("--skip-invalid", action="store_true", help="send bad records to the rejects file and go on")
     parser.add_argument("--max-rejects", type=_reject_limit,
                         help="with --skip-invalid: stop when rejects exceed N records, or N%% of the records read so far")
@@ -82,6 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or summary on stderr")
     _add_ray_arguments(parser)
     return parser
+
+
+def _add_long_text_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--long-text", choices=("truncate", "chunk"), default="truncate",
+                        help="a text longer than the model's input: cut it (default, counted in the summary) or "
+                             "read it whole as overlapping windows")
+    parser.add_argument("--max-windows", type=int,
+                        help="with --long-text chunk: read at most this many windows of a text (default: 16)")
+    parser.add_argument("--truncation-field", metavar="FIELD",
+                        help="add this field to each record: the tokens truncation left unread (0 when none)")
+    parser.add_argument("--label-config", action="store_true",
+                        help="print the Label Studio labelling config for these labels and exit")
 
 
 def _add_ray_arguments(parser: argparse.ArgumentParser) -> None:

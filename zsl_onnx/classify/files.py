@@ -34,7 +34,7 @@ from .progress import Progress
 from .readers import byte_lines, read_records
 from .records import Invalid, Record
 from .report import Stats
-from .writers import output_fields, refuse_collisions
+from .labelsets import check_records
 
 __all__ = ["Files", "close_files", "open_files", "save_checkpoint"]
 
@@ -67,8 +67,7 @@ def open_files(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], p
         else:
             tracker = LineTracker(byte_lines(source), plan.input)
             records = read_records(tracker, plan.input_format, plan.text_fields, separator=" ")
-        reserved = output_fields(plan.output_format, options.threshold, options.field_prefix)
-        items = refuse_collisions(records, reserved)
+        items = check_records(records, options, plan)
         if options.resume:
             return _resume(plan, settings, source, tracker, items, progress)
         return _start(options, plan, settings, source, tracker, items, progress)

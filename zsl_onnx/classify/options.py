@@ -24,6 +24,7 @@ class ClassifyOptions:
     output: str  # -o; a path, or "-" for stdout
     labels: str | None = None  # comma-separated
     labels_file: str | None = None
+    labels_field: str | None = None  # each record's own labels are in this field
     input_format: str | None = None
     output_format: str | None = None  # --format
     text_fields: tuple[str, ...] | None = None  # --text-field, repeated
@@ -37,6 +38,10 @@ class ClassifyOptions:
     threads: int | None = None
     variant: str | None = None
     max_length: int | None = None
+    long_text: str = "truncate"  # or "chunk"
+    max_windows: int | None = None  # with --long-text chunk; None: the runtime's default
+    truncation_field: str | None = None  # adds the count of tokens truncation dropped
+    label_config: bool = False  # print the Label Studio labelling config and exit
     skip_invalid: bool = False
     max_rejects: tuple[int | None, float | None] | None = None  # (count, share), one of them None
     rejects: str | None = None

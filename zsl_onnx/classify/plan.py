@@ -15,7 +15,7 @@ from zsl_onnx import InvalidInputError
 from zsl_onnx.internals import parse_labels, same_file
 
 from .options import ClassifyOptions
-from .records import FORMATS, format_from_name
+from .records import FORMATS, format_from_name, output_format_from_name
 from .report import require_matplotlib
 
 __all__ = ["STATE_SUFFIX", "Plan", "make_plan"]
@@ -53,6 +53,7 @@ def make_plan(options: ClassifyOptions) -> Plan:
         )
     _check_numbers(options)
     _check_ray(options)
+    _check_long_text_and_label_sets(options)
     if options.resume and (options.output == "-" or options.input == "-"):
         raise InvalidInputError("--resume needs an input file and an output file, not stdin/stdout.")
     output = None if options.output == "-" else Path(options.output)
@@ -95,12 +96,14 @@ def _check_ray(options: ClassifyOptions) -> None:
 
 def _output_format(requested: str | None, output: str) -> str:
     """The format asked for, or the one the output's name implies; a mismatch is refused."""
-    named = None if output == "-" else format_from_name(output)
+    named = None if output == "-" else output_format_from_name(output)
     if requested is None:
         if named == "txt":
             raise InvalidInputError(f"{output}: a .txt output cannot hold labels and scores; use .jsonl, .csv or .tsv.")
         return named or "jsonl"
-    clash = (named in ("csv", "tsv") and requested != named) or (named == "jsonl" and requested in ("csv", "tsv"))
+    clash = ((named in ("csv", "tsv") and requested != named)
+             or (named == "jsonl" and requested in ("csv", "tsv", "label-studio"))
+             or (named == "label-studio" and requested in ("csv", "tsv")))
     if clash:
         raise InvalidInputError(
             f"--format {requested} does not match the output name {output}; rename the output or change --format."
@@ -125,6 +128,8 @@ def _check_distinct_files(plan: Plan, labels_file: str | None) -> None:
 
 
 def _labels(options: ClassifyOptions) -> list[str]:
+    if options.labels_field is not None:
+        return []  # each record names its own (see labelsets)
     if options.labels_file:
         try:
             lines = Path(options.labels_file).read_text(encoding="utf-8").splitlines()
@@ -132,3 +137,14 @@ def _labels(options: ClassifyOptions) -> list[str]:
             raise InvalidInputError(f"Cannot read --labels-file {options.labels_file}: {exc}") from exc
         return parse_labels([line.strip() for line in lines if line.strip()])
     return parse_labels(options.labels)
+
+
+def _check_long_text_and_label_sets(options: ClassifyOptions) -> None:
+    """--long-text, --max-windows and --labels-field: combinations that cannot work."""
+    if options.max_windows is not None and (options.long_text != "chunk" or options.max_windows < 1):
+        raise InvalidInputError("--max-windows needs --long-text chunk and a count of at least 1.")
+    if options.labels_field is not None and options.ray is not None:
+        raise InvalidInputError("--labels-field does not run on --ray yet; run without --ray.")
+    if options.labels_field is not None and options.label_config:
+        raise InvalidInputError("--label-config needs the labels up front (--labels or --labels-file); with "
+                                "--labels-field the config is written beside the output when the run completes.")

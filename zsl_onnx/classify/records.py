@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FORMATS", "OUTPUT_FORMATS", "Invalid", "Record", "format_from_name", "make_record"]
+__all__ = ["FORMATS", "OUTPUT_FORMATS", "Invalid", "Record", "format_from_name", "make_record", "output_format_from_name"]
 
 FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
-OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "argilla")
+OUTPUT_FORMATS = ("jsonl", "csv", "tsv", "label-studio", "argilla", "argilla-v1")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".txt": "txt",
                ".parquet": "parquet"}
 
@@ -24,6 +24,7 @@ class Record:
     line: int  # 1-based line where the record starts
     fields: dict[str, Any]
     text: str
+    labels: tuple[str, ...] | None = None  # the record's own candidate labels (--labels-field)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ def format_from_name(name: str) -> str | None:
         if name.lower().endswith(extension):
             return fmt
     return None
+
+
+def output_format_from_name(name: str) -> str | None:
+    """As :func:`format_from_name`, except that a ``.json`` output is a Label Studio task array:
+    JSON Lines there would be a file Label Studio's import refuses."""
+    return "label-studio" if name.lower().endswith(".json") else format_from_name(name)
 
 
 def make_record(

@@ -29,15 +29,26 @@ class Stats:
     top_labels: Counter[str] = field(default_factory=Counter)
     histogram: list[int] = field(default_factory=lambda: [0] * BINS)
     first_reject: str | None = None
+    truncated: int = 0  # records truncation cut (--long-text truncate)
+    dropped: int = 0  # tokens it left unread, over all records
+    labels_seen: list[str] = field(default_factory=list)  # --labels-field: every label, first seen first
 
     def to_json(self) -> dict[str, Any]:
-        return {**{k: getattr(self, k) for k in ("read", "classified", "rejected", "written")},
+        """The counts for a checkpoint; the newer ones only when they are not empty (older state files
+        lack them, and a run that needs none of them writes the state it always wrote)."""
+        data = {**{k: getattr(self, k) for k in ("read", "classified", "rejected", "written")},
                 "top_labels": dict(self.top_labels), "histogram": self.histogram, "first_reject": self.first_reject}
+        if self.truncated:
+            data.update(truncated=self.truncated, dropped=self.dropped)
+        if self.labels_seen:
+            data["labels_seen"] = self.labels_seen
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Stats:
         return cls(data["read"], data["classified"], data["rejected"], data["written"],
-                   Counter(data["top_labels"]), list(data["histogram"]), data.get("first_reject"))
+                   Counter(data["top_labels"]), list(data["histogram"]), data.get("first_reject"),
+                   int(data.get("truncated", 0)), int(data.get("dropped", 0)), list(data.get("labels_seen", [])))
 
 
 def summary(stats: Stats, labels: list[str], rejects_path: Path | None) -> str:
@@ -46,7 +57,10 @@ def summary(stats: Stats, labels: list[str], rejects_path: Path | None) -> str:
              f"{stats.written:,} written"]
     if rejects_path is not None and stats.rejected:
         lines[0] += f" (rejects in {rejects_path})"
-    width = max(len(label) for label in labels)
+    if stats.truncated:
+        lines.append(f"truncated: {stats.truncated:,} records did not fit the model and were cut ({stats.dropped:,} "
+                     "tokens not read); --long-text chunk reads them whole")
+    width = max((len(label) for label in labels), default=0)
     most = max(stats.top_labels.values(), default=0) or 1
     lines.append("top label:")
     for label in labels:

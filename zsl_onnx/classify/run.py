@@ -25,6 +25,7 @@ from typing import Any
 from zsl_onnx import ZeroShotClassifier, __version__
 from zsl_onnx.internals import FileLock, build_hypotheses
 
+from .annotation import LABEL_STUDIO_HEAD, LABEL_STUDIO_TAIL
 from .checkpoint import FileMark, LineTracker, WholeFile
 from .chunks import ChunkClassifier, LocalChunks, RayChunks
 from .errors import StopRunError
@@ -34,7 +35,8 @@ from .plan import Plan, make_plan
 from .progress import Progress, progress_bar
 from .records import Invalid, Record
 from .report import Stats, draw_report, summary
-from .rows import write_chunk
+from .rows import emit, write_chunk
+from .sidecars import check_sidecar, sidecar_text, write_sidecar
 
 __all__ = ["Fault", "run"]
 
@@ -48,17 +50,40 @@ def run(options: ClassifyOptions, progress: Progress, fault: Fault | None = None
     ``progress`` follows the checkpoints, so the caller can say what to do after an error.
     """
     plan = make_plan(options)
+    if options.label_config:
+        sys.stdout.write(sidecar_text(options, "label-studio", plan.labels))
+        return 0
     with ExitStack() as stack:
         clf, settings = _load(options, plan)
         stack.callback(clf.close)
         for path in (plan.output, plan.rejects):
             if path is not None:
                 stack.enter_context(FileLock(path))
+        check_sidecar(options, plan)
         files = open_files(options, plan, settings, progress)
         stack.callback(close_files, files)
+        write_sidecar(options, plan, plan.labels)
+        if plan.output_format == "label-studio" and (files.out is None or files.out.bytes == 0):
+            emit(files.out, LABEL_STUDIO_HEAD)  # the array opens once; a resume past it appends
         stop = _classify_all(options, plan, clf, settings, files, progress, fault)
+        if stop is None:
+            _complete(options, plan, files)
         close_files(files)
         return _finish(options, plan, files.stats, stop)
+
+
+def _complete(options: ClassifyOptions, plan: Plan, files: Files) -> None:
+    """Close a Label Studio array and write a config that needed every record's labels.
+
+    The closing bracket follows the last checkpoint, so a crash before the state file is gone
+    leaves a run that ``--resume`` cuts back to that checkpoint and closes again.
+    """
+    if plan.output_format == "label-studio":
+        emit(files.out, LABEL_STUDIO_TAIL)
+        if files.out is not None:
+            files.out.sync()
+    if options.labels_field is not None:
+        write_sidecar(options, plan, files.stats.labels_seen)
 
 
 # -- model and settings ---------------------------------------------------------------------
@@ -73,9 +98,10 @@ def _load(options: ClassifyOptions, plan: Plan) -> tuple[ChunkClassifier, dict[s
             options.model, variant=options.variant, threads=options.threads, max_length=options.max_length,
             local_files_only=options.offline,
         )
-        clf = LocalChunks(model, plan.labels, options.template, options.multi_label, options.batch_size)
+        clf = LocalChunks(model, plan.labels, options.template, options.multi_label, options.batch_size,
+                          options.long_text, options.max_windows, None if options.labels_field is None else _label_sets)
     try:
-        build_hypotheses(plan.labels, clf.hypothesis_template)  # a bad template fails now, not after opening files
+        build_hypotheses(plan.labels or ["label"], clf.hypothesis_template)  # a bad template fails now, not after opening files
     except BaseException:
         clf.close()
         raise
@@ -92,8 +118,17 @@ def _settings(options: ClassifyOptions, plan: Plan, clf: ChunkClassifier, templa
         "--threshold": options.threshold, "--only-above": options.only_above, "--skip-invalid": options.skip_invalid,
         "--rejects": None if plan.rejects is None else os.path.abspath(plan.rejects),
         "--batch-size": options.batch_size, "--flush-every": options.flush_every, "--threads": options.threads,
-        "zsl-onnx": __version__, "onnxruntime": _ort_version(),
+        "zsl-onnx": __version__, "onnxruntime": _ort_version(), **_new_settings(options),
     }
+
+
+def _new_settings(options: ClassifyOptions) -> dict[str, Any]:
+    """Settings added since state files were first written: recorded only when not the default, so a
+    run without them keeps the state file (and --resume) it always had."""
+    named = {"--long-text": None if options.long_text == "truncate" else options.long_text,
+             "--max-windows": options.max_windows, "--labels-field": options.labels_field,
+             "--truncation-field": options.truncation_field}
+    return {name: value for name, value in named.items() if value is not None}
 
 
 def _ort_version() -> str:
@@ -165,6 +200,12 @@ def _texts(cut: tuple[list[Record | Invalid], list[FileMark], int | None]) -> li
     return [item.text for item in chunk[:stop] if isinstance(item, Record)]
 
 
+def _label_sets(cut: tuple[list[Record | Invalid], list[FileMark], int | None]) -> list[list[str]]:
+    """With --labels-field: the label set of each text of :func:`_texts`, in the same order."""
+    chunk, _, stop = cut
+    return [list(item.labels or ()) for item in chunk[:stop] if isinstance(item, Record)]
+
+
 # -- stops and the end ----------------------------------------------------------------------
 
 
@@ -187,16 +228,15 @@ def _reject_limit_hit(plan: Plan, stats: Stats) -> str | None:
             "Fix the input (or --text-field) and start again with --overwrite, or raise --max-rejects and --resume.")
 
 
-
-
 def _finish(options: ClassifyOptions, plan: Plan, stats: Stats, stop: str | None) -> int:
     """Summary, report and exit status: non-zero when stopped early or nothing was classified."""
     if stop is None and plan.state is not None:
         plan.state.unlink(missing_ok=True)  # complete: no state file means nothing to resume
+    labels = plan.labels or stats.labels_seen  # --labels-field: every label the records named
     if not options.quiet:
-        print(summary(stats, plan.labels, plan.rejects), file=sys.stderr)
+        print(summary(stats, labels, plan.rejects), file=sys.stderr)
     if plan.report is not None and stats.classified:
-        draw_report(stats, plan.labels, plan.report)
+        draw_report(stats, labels, plan.report)
     if stop is not None:
         raise StopRunError(stop)
     if stats.classified == 0:

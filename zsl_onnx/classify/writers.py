@@ -1,4 +1,6 @@
-"""The records zsl-classify writes: input fields plus labels and scores, or Argilla records; as JSONL, CSV or TSV.
+"""The records zsl-classify writes: input fields plus labels and scores, or Argilla 1.x records; as JSONL, CSV or TSV.
+
+Label Studio tasks and Argilla 2.x records are shaped in ``annotation``.
 
 ``zsl_onnx.ray`` shapes its result columns with :func:`classified_fields` too, so a Ray Data
 pipeline and the command write the same fields.
@@ -31,10 +33,16 @@ THRESHOLD_FIELD = "above_threshold"
 ARGILLA_LINE_FIELD = "line"
 
 
-def output_fields(fmt: str, threshold: float | None, prefix: str = "") -> list[str]:
-    """The names the output adds to each record; an input field of the same name is refused."""
-    if fmt == "argilla":
+def output_fields(fmt: str, threshold: float | None, prefix: str = "", text_fields: Sequence[str] = ()) -> list[str]:
+    """The names the output adds to each record; an input field of the same name is refused.
+
+    Argilla's are metadata keys (the line number), Label Studio's a ``data`` key (the text,
+    unless the text is that very field). ``--truncation-field`` is checked on its own.
+    """
+    if fmt in ("argilla", "argilla-v1"):
         return [prefix + ARGILLA_LINE_FIELD]  # the metadata key holding the line number
+    if fmt == "label-studio":
+        return [name for name in (prefix + "text",) if name not in text_fields]
     names = [*RESULT_FIELDS, *([THRESHOLD_FIELD] if threshold is not None else [])]
     return [prefix + name for name in names]
 
@@ -88,7 +96,7 @@ def argilla_record(
 
 def render(rows: Iterable[dict[str, Any]], fmt: str, columns: list[str] | None = None) -> str:
     """Rows as JSONL, CSV or TSV text (list fields are JSON-encoded in one cell)."""
-    if fmt in ("jsonl", "argilla"):
+    if fmt in ("jsonl", "argilla", "argilla-v1"):
         return "".join(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n" for row in rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", delimiter="\t" if fmt == "tsv" else ",")
