@@ -76,18 +76,33 @@ def _transcode(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
 
 
 def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    pending = b""
+    """Lines of a stream of blocks in linear time: each block is searched once, and the pieces of
+    a line longer than a block are joined once, when its end arrives (never re-scanned or re-copied)."""
+    pieces: list[bytes] = []  # the line so far
+    held_cr = False  # the line so far ends in \r: it ends the line unless the next block starts with \n
     for block in blocks:
-        buffer = pending + block
+        if not block:
+            continue
         start = 0
-        for match in _EOL.finditer(buffer):
-            if match.end() == len(buffer) and match.group() == b"\r":
-                break  # maybe the first half of \r\n: wait for the next block
-            yield buffer[start : match.end()]
+        if held_cr:
+            held_cr = False
+            if block.startswith(b"\n"):
+                pieces.append(b"\n")
+                start = 1
+            yield b"".join(pieces)
+            pieces = []
+        for match in _EOL.finditer(block, start):
+            if match.end() == len(block) and match.group() == b"\r":
+                held_cr = True  # maybe the first half of \r\n: wait for the next block
+                break
+            pieces.append(block[start : match.end()])
+            yield b"".join(pieces)
+            pieces = []
             start = match.end()
-        pending = buffer[start:]
-    if pending:
-        yield pending
+        if start < len(block):
+            pieces.append(block[start:])
+    if pieces:
+        yield b"".join(pieces)
 
 
 def read_records(
