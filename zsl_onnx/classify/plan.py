@@ -25,6 +25,8 @@ __all__ = ["MAX_LABELS", "MAX_LABELS_FILE_BYTES", "STATE_SUFFIX", "Plan", "make_
 STATE_SUFFIX = ".zsl-state.json"
 MAX_LABELS_FILE_BYTES = 1 << 20
 MAX_LABELS = 10_000  # every record is scored against every label: more is a mistake, not a label set
+_FLAGS = {"model": "BUNDLE_OR_MODEL_ID", "input": "INPUT", "output": "-o", "output_format": "--format",
+          "text_fields": "--text-field"}
 _LABEL_LINES = re.compile(r"\r\n|\r|\n")  # not str.splitlines: U+2028, \x0c, \x1c-\x1e, \x85 belong to a label
 
 
@@ -103,7 +105,7 @@ def _check_encodings(options: ClassifyOptions) -> None:
         value = getattr(options, field.name)
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, str) and not _encodable(item):
-                flag = field.name if field.name in ("model", "input") else "--" + field.name.replace("_", "-")
+                flag = _FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
                 raise InvalidInputError(
                     f"{flag} {os.fsencode(item)!r} is not valid UTF-8 text; zsl-classify records its arguments "
                     "in UTF-8. Rename the file, or pass the text in UTF-8."
