@@ -246,6 +246,15 @@ def test_a_line_of_32_mb_is_split_in_linear_time():
     assert time.monotonic() - start < 10  # a re-scanning splitter takes minutes
 
 
+def test_an_endless_line_stops_the_run_with_bounded_memory(scene):
+    start = time.monotonic()
+    done = subprocess.run([exe(), *scene.argv("--input-format", "txt", source="/dev/zero")], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 1 and "/dev/zero: line 1 is longer than 128 MiB" in done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - start < 30
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2 << 20  # kB: under 2 GB
+
+
 def test_labels_file_dev_zero_is_refused_quickly(scene):
     start = time.monotonic()
     argv = [a for a in scene.argv() if a not in ("--labels", LABELS)] + ["--labels-file", "/dev/zero"]

@@ -67,7 +67,7 @@ def open_files(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], p
             tracker = WholeFile(source)
             records = read_records(source, "parquet", plan.text_fields, separator=" ")
         else:
-            tracker = LineTracker(byte_lines(source), plan.input)
+            tracker = LineTracker(byte_lines(source, plan.input), plan.input)
             records = read_records(tracker, plan.input_format, plan.text_fields, separator=" ")
         reserved = output_fields(plan.output_format, options.threshold, options.field_prefix)
         items = refuse_collisions(records, reserved)
