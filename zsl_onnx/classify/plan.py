@@ -93,7 +93,8 @@ def _check_numbers(options: ClassifyOptions) -> None:
     if options.flush_every < 1:
         raise InvalidInputError("--flush-every must be at least 1.")
     try:
-        check_threads(options.threads)
+        if options.ray is None:  # on Ray, each actor checks against its own machine's cores
+            check_threads(options.threads)
     except InvalidInputError as exc:
         raise InvalidInputError(f"--{exc}") from None
 
