@@ -197,8 +197,9 @@ def test_hostile_situations_beside_a_run(scene, capsys, case):
 
 def test_a_refused_argument_writes_nothing(scene, capsys):
     before = sorted(p.name for p in scene.root.iterdir())
-    assert main(scene.argv("--labels", "a,\udcff")[:-2] + ["--report", str(scene.root / "r.xyz")]) == 1
-    assert sorted(p.name for p in scene.root.iterdir()) == before
+    for extra in (["--labels", "a,\udcff"], ["--report", str(scene.root / "r.xyz")], ["--threads", "0"]):
+        assert main(without_labels(scene) + (extra if extra[0] == "--labels" else ["--labels", LABELS, *extra])) == 1
+        assert sorted(p.name for p in scene.root.iterdir()) == before
 
 
 def test_our_own_stale_lock_is_taken_over_and_a_strangers_file_never(scene, tmp_path):
