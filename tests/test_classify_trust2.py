@@ -277,12 +277,16 @@ def test_labels_file_splits_only_on_line_ends(scene, separator):
     assert sorted(row["labels"]) == sorted([f"a{separator}b", "c", "d"])
 
 
-def test_texts_of_invisible_characters_are_bad_records(scene):
-    source = scene.root / "zw.jsonl"
-    source.write_text('{"text": "\\u200b\\u200d\\ufeff"}\n{"text": "real text"}\n', encoding="utf-8")
+@pytest.mark.parametrize("fmt", ["jsonl", "txt", "csv"])
+def test_texts_of_invisible_characters_are_bad_records(scene, fmt):
+    source = scene.root / f"zw.{fmt}"
+    invisible = "\u200b\u200d\u2060"
+    source.write_text({"jsonl": json.dumps({"text": invisible}) + '\n{"text": "real text"}\n',
+                       "txt": f"{invisible}\nreal text\n", "csv": f"text\n{invisible}\nreal text\n"}[fmt],
+                      encoding="utf-8")
     assert main(scene.argv("--skip-invalid", source=source)) == 0
     rejects = [json.loads(line) for line in scene.beside(".rejects.jsonl").read_text().splitlines()]
-    assert [r["line"] for r in rejects] == [1]
+    assert [r["line"] for r in rejects] == [1 if fmt != "csv" else 2]
     assert "empty or only whitespace or invisible characters" in rejects[0]["reason"]
 
 

@@ -288,4 +288,4 @@ def _plain(stream: IO[bytes], name: str) -> Iterator[Record | Invalid]:
         text = line.rstrip("\r\n")
         if not text.strip():
             continue  # blank lines separate nothing in a one-record-a-line file
-        yield Record(number, {name: text}, text)
+        yield make_record(number, {name: text}, (name,), " ", text)  # zero-width characters only: invalid
