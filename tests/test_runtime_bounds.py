@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-
 import pytest
 
 from zsl_onnx import BundleError, InvalidInputError, ZeroShotClassifier

@@ -1,16 +1,25 @@
 """One writer per output file, the way git guards its index with ``index.lock``.
 
-``FILE.zsl-lock`` is created with O_CREAT|O_EXCL (by linking a private file into place, so it
-never appears half-written) and holds the writer's pid. While the writer runs it also holds
-an advisory ``flock`` on it: the kernel drops that lock when the process dies, however it
-dies, so a lock whose flock can be taken is stale and is removed. Where ``fcntl`` does not
-exist (Windows), a left-over lock is reported and its removal left to the user.
+``FILE.zsl-lock`` is created exclusively (by linking a private file, itself created with
+O_CREAT|O_EXCL|O_NOFOLLOW under a random name, into place, so the lock never appears
+half-written) and holds a signed line: ``zsl-onnx lock: pid N on HOST``. While the writer runs
+it also holds an advisory ``flock`` on it: the kernel drops that lock when the process dies,
+however it dies, so a lock of ours whose flock can be taken is stale and is removed.
+
+Only a lock that is provably ours is ever removed: a regular file (never followed through a
+link, never a FIFO or device, which could block or feed us endless bytes) of a few bytes in
+our format. Anything else at the lock's name is refused and left alone, and no message ever
+quotes its content. Where ``fcntl`` does not exist (Windows), a left-over lock is reported and
+its removal left to the user.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
 import socket
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -24,10 +33,16 @@ except ImportError:  # Windows
 __all__ = ["LOCK_SUFFIX", "FileLock", "OutputBusyError", "lock_is_stale"]
 
 LOCK_SUFFIX = ".zsl-lock"
+_SIGNATURE = "zsl-onnx lock: "
+_MAX_LOCK_BYTES = 512
+# Ours: the signed line, or the unsigned "pid N on HOST" that earlier versions wrote.
+_OURS = re.compile(rf"(?:{_SIGNATURE})?pid (\d{{1,10}}) on ([^\n]{{0,255}})\n?")
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_NON_BLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class OutputBusyError(ZslOnnxError):
-    """Another running process writes the same output file."""
+    """Another running process writes the same output file, or its lock name is taken by a stranger."""
 
 
 class FileLock:
@@ -71,17 +86,15 @@ class FileLock:
 
     def _create(self) -> int | None:
         """Link a locked, filled private file to the lock name; None if the name is taken."""
-        private = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        private = self.path.with_name(f"{self.path.name}.{secrets.token_hex(8)}.tmp")
         try:
-            fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
         except OSError as exc:  # name what the user asked for, not our lock file
             raise OSError(exc.errno, exc.strerror, str(self.target)) from None
         try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+            _fill(fd)
             try:
-                os.link(private, self.path)  # atomic, fails if the name exists: O_EXCL for a full file
+                os.link(private, self.path, follow_symlinks=False)  # atomic, fails if the name exists
             except FileExistsError:
                 os.close(fd)
                 return None
@@ -94,24 +107,27 @@ class FileLock:
 
     def _create_exclusive(self) -> int | None:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NO_FOLLOW, 0o644)
         except FileExistsError:
             return None
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        _fill(fd)
         return fd
 
     def _holder(self) -> str | None:
         """Who holds the existing lock; None after removing it because its holder is gone."""
-        try:
-            fd = os.open(self.path, os.O_RDWR)
-        except FileNotFoundError:
+        fd = _open_ours(self.path, self.target)
+        if fd is None:
             return None  # released meanwhile
         try:
-            text = os.read(fd, 200).decode("utf-8", errors="replace").strip() or "pid unknown"
-            if not _holder_gone(fd, text):
-                return text
+            holder = _read_holder(fd)
+            if holder is None:
+                raise _not_ours(self.path, self.target, "its content is not a lock's")
+            if not holder:  # an empty file: a lock being created (no hard links), or not ours
+                if fcntl is not None and not _holder_gone(fd):
+                    return "pid unknown"
+                raise _not_ours(self.path, self.target, "it is empty")
+            if not _holder_gone(fd):
+                return holder
             if _same_inode(self.path, fd):  # still the file we judged; we hold its flock
                 self.path.unlink()
             return None
@@ -120,18 +136,66 @@ class FileLock:
 
 
 def lock_is_stale(path: Path) -> bool:
-    """True when the lock file at ``path`` exists and its holder is gone (so it may be removed)."""
+    """True when the file at ``path`` is a lock of ours and its holder is gone (so it may be removed)."""
     try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
+        fd = _open_ours(path, path)
+    except OutputBusyError:
+        return False
+    if fd is None:
         return False
     try:
-        return _holder_gone(fd, "")
+        return bool(_read_holder(fd)) and _holder_gone(fd)
     finally:
         os.close(fd)
 
 
-def _holder_gone(fd: int, text: str) -> bool:
+def _fill(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, f"{_SIGNATURE}pid {os.getpid()} on {socket.gethostname()}\n".encode())
+
+
+def _open_ours(path: Path, target: Path) -> int | None:
+    """The lock file opened without following a link or blocking; None if it is gone.
+
+    Anything but a regular file is refused (OutputBusyError) and left where it is.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | _NO_FOLLOW | _NON_BLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise _not_ours(path, target, "it is a symbolic link") from None
+        raise _not_ours(path, target, f"it cannot be opened as a file ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_ours(path, target, "it is not a regular file")
+    return fd
+
+
+def _read_holder(fd: int) -> str | None:
+    """'pid N on HOST' from a lock of ours, '' for an empty file, None for anything else."""
+    data = os.read(fd, _MAX_LOCK_BYTES + 1)
+    if not data:
+        return ""
+    try:
+        match = _OURS.fullmatch(data.decode("utf-8")) if len(data) <= _MAX_LOCK_BYTES else None
+    except UnicodeDecodeError:
+        match = None
+    if match is None:
+        return None
+    return f"pid {match.group(1)} on {match.group(2)}"
+
+
+def _not_ours(path: Path, target: Path, why: str) -> OutputBusyError:
+    return OutputBusyError(
+        f"{path} is in the way of the lock for {target}, but it is not a lock of zsl-onnx ({why}), so it "
+        "is left alone. Move it away if you do not need it, or choose another output name."
+    )
+
+
+def _holder_gone(fd: int) -> bool:
     """The holder's flock is gone with its process; without fcntl only a person can tell."""
     if fcntl is None:
         return False
@@ -144,6 +208,6 @@ def _holder_gone(fd: int, text: str) -> bool:
 
 def _same_inode(path: Path, fd: int) -> bool:
     try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
+        return os.lstat(path).st_ino == os.fstat(fd).st_ino
     except FileNotFoundError:
         return False

@@ -14,7 +14,7 @@ from ._embedding import EmbeddingScorer, load_embedding_scorer
 from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
 from ._classifier import CPU_MAX_BATCH_TOKENS, DEFAULT_BATCH_SIZE
 from ._classifier import _local_dir as local_bundle_dir
-from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, parse_labels
+from ._hypotheses import DEFAULT_TEMPLATE, build_hypotheses, is_blank, parse_labels
 from ._inference import RunBatch, run_encodings
 from ._labels import LabelSpec, resolve_labels
 from ._lock import LOCK_SUFFIX, FileLock, lock_is_stale
@@ -23,7 +23,7 @@ from ._paths import read_bundle_json, same_file
 from ._scorer import LoadOptions, Scorer
 from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
 from ._similarity import Scoring, cosine_matrix, similarity_scores
-from ._session import LogitsSession, create_session
+from ._session import LogitsSession, check_threads, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
 from ._windows import split_windows
 
@@ -50,9 +50,11 @@ __all__ = [
     "Scoring",
     "RunBatch",
     "build_hypotheses",
+    "check_threads",
     "cosine_matrix",
     "create_session",
     "fetch_matching",
+    "is_blank",
     "load_embedding_scorer",
     "local_bundle_dir",
     "lock_is_stale",

@@ -13,7 +13,6 @@ steep (overconfident) on AG News and SST-2, while the bias agreed with fits on t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np

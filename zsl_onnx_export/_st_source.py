@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from zsl_onnx.internals import PoolingConfig, modes_from_sentence_transformers, read_json
+from zsl_onnx.internals import PoolingConfig, modes_from_sentence_transformers
 
 from ._errors import ExportError, SourceError
 from ._source_errors import read_source_json, source_errors

@@ -20,10 +20,13 @@ from typing import IO, Any
 from zsl_onnx import InvalidInputError, ZslOnnxError
 from zsl_onnx.internals import read_bundle_json
 
+from .safefiles import new_temp, open_regular
+
 __all__ = [
     "Appender",
     "FileMark",
     "LineTracker",
+    "Prefix",
     "ResumeError",
     "State",
     "WholeFile",
@@ -35,6 +38,7 @@ __all__ = [
 
 STATE_FORMAT = "zsl-classify-state"
 STATE_VERSION = 2
+MAX_STATE_BYTES = 16 << 20  # settings, counts and up to 2 x 1 MiB of labels fit many times over
 _READ = 1 << 20
 
 
@@ -127,12 +131,15 @@ def write_state(path: Path, state: State, output: Path) -> None:
         "columns": state.columns,
         "stats": dict(state.stats),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(json.dumps(data, ensure_ascii=False))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    fd, temp = new_temp(path)  # never a predictable name a planted link could redirect
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def load_state(path: Path, output: Path) -> State:
@@ -146,15 +153,15 @@ def load_state(path: Path, output: Path) -> State:
     try:
         empty = path.is_file() and path.stat().st_size == 0
         data = {} if empty else read_bundle_json(
-            path, what=f"The state file {path}", advice=f"it cannot say where the run stopped. {restart}"
+            path, what=f"The state file {path}", advice=f"it cannot say where the run stopped. {restart}",
+            limit=MAX_STATE_BYTES,
         )
     except (ZslOnnxError, OSError) as exc:
         raise ResumeError(str(exc)) from None
     if empty:
         raise ResumeError(f"The state file {path} is empty, so it cannot say where the run stopped. {restart}")
     if data.get("format") != STATE_FORMAT or data.get("version") != STATE_VERSION:
-        raise ResumeError(f"{path} is not a state file of this zsl-classify (format {data.get('format')!r}, "
-                          f"version {data.get('version')!r}). {restart}")
+        raise ResumeError(f"{path} is not a state file of this zsl-classify. {restart}")  # never quote a stranger's file
     if data.get("output") != os.path.realpath(output):
         raise ResumeError(f"The state file {path} belongs to another output ({data.get('output')}), not {output}. {restart}")
     try:
@@ -188,48 +195,83 @@ def settings_diff(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str
             for name in names if before.get(name) != now.get(name)]
 
 
-def verify_prefix(path: Path, mark: FileMark, what: str) -> Any:
-    """Check that ``path`` starts with the recorded bytes; returns the hash state at that point."""
+@dataclass
+class Prefix:
+    """The checked first bytes of a file: their hash state (to go on appending) and the rows they end."""
+
+    digest: Any
+    rows: int
+    head: bytes  # its first bytes (up to one read), for the CSV header check
+
+
+def verify_prefix(path: Path, mark: FileMark, what: str, *, quoted: bool = False) -> Prefix:
+    """Check that ``path`` starts with the recorded bytes; count the rows they hold.
+
+    Rows end with a newline; with ``quoted`` (CSV, TSV) a newline inside a quoted cell does not
+    count: the writer doubles every quote inside a quoted cell, so a newline ends a row exactly
+    when an even number of quotes precedes it.
+    """
     digest = hashlib.sha256()
-    if mark.bytes == 0 and not path.exists():
-        return digest  # nothing was written before the stop; the file may not exist yet
-    advice = (f"It was changed after the run stopped, so appending to it would not give the file an "
-              f"uninterrupted run writes. Restore it, or start again with --overwrite.")
+    if mark.bytes == 0 and not os.path.lexists(path):
+        return Prefix(digest, 0, b"")  # nothing was written before the stop; the file may not exist yet
+    advice = ("It was changed after the run stopped, so appending to it would not give the bytes an "
+              "uninterrupted run writes. Restore it, or start again with --overwrite.")
+    rows, inside, head = 0, False, b""
     try:
-        size = path.stat().st_size
-        if size < mark.bytes:
-            raise ResumeError(f"The {what} {path} has {size} bytes, fewer than the {mark.bytes} it had at the "
-                              f"last checkpoint (truncated or replaced). {advice}")
-        with path.open("rb") as handle:
+        with os.fdopen(open_regular(path, os.O_RDONLY, what), "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < mark.bytes:
+                raise ResumeError(f"The {what} {path} has {size} bytes, fewer than the {mark.bytes} it had at the "
+                                  f"last checkpoint (truncated or replaced). {advice}")
             left = mark.bytes
             while left:
                 block = handle.read(min(_READ, left))
                 if not block:
                     break
+                head = head or block
                 digest.update(block)
                 left -= len(block)
+                rows, inside = _count_rows(block, rows, inside, quoted)
     except OSError as exc:
         raise ResumeError(f"Cannot read the {what} {path} to check it ({exc.strerror}).") from None
     if digest.hexdigest() != mark.sha256:
         raise ResumeError(f"The first {mark.bytes} bytes of the {what} {path} differ from what the interrupted "
                           f"run wrote. {advice}")
-    return digest
+    return Prefix(digest, rows, head)
+
+
+def _count_rows(block: bytes, rows: int, inside: bool, quoted: bool) -> tuple[int, bool]:
+    """Rows ended in ``block``, and whether it ends inside a quoted cell; linear in the block."""
+    if not quoted:
+        return rows + block.count(b"\n"), False
+    for i, part in enumerate(block.split(b'"')):
+        if i:
+            inside = not inside
+        if not inside:
+            rows += part.count(b"\n")
+    return rows, inside
 
 
 class Appender:
     """An output file opened for appending that knows its length and sha256 (for checkpoints).
 
     Writing to it never touches what came before ``start``: a resumed run first cuts off
-    whatever a crash left after the last checkpoint, then appends.
+    whatever a crash left after the last checkpoint, then appends. A fresh file is created
+    exclusively unless ``replace`` (--overwrite); a FIFO or device is refused, never opened.
     """
 
-    def __init__(self, path: Path, start: FileMark | None = None, digest: Any = None) -> None:
+    def __init__(self, path: Path, start: FileMark | None = None, digest: Any = None, *, replace: bool = True,
+                 what: str = "output") -> None:
         self.path = path
         self.bytes = 0 if start is None else start.bytes
         self._hash = digest if digest is not None else hashlib.sha256()
-        mode = "wb" if start is None else "r+b" if path.exists() else "wb"
-        self._handle: IO[bytes] = path.open(mode)
-        if start is not None and mode == "r+b":
+        existing = start is not None and os.path.lexists(path)
+        if existing:
+            fd = open_regular(path, os.O_RDWR, what)
+        else:
+            fd = open_regular(path, os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if replace else os.O_EXCL), what)
+        self._handle: IO[bytes] = os.fdopen(fd, "r+b" if existing else "wb")
+        if start is not None:
             self._handle.truncate(start.bytes)
             self._handle.seek(start.bytes)
 

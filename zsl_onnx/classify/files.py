@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from zsl_onnx import InvalidInputError
 
+from .consistency import check_consistent
 from .checkpoint import (
     Appender,
     FileMark,
@@ -35,6 +36,7 @@ from .readers import byte_lines, read_records
 from .records import Invalid, Record
 from .report import Stats
 from .labelsets import check_records
+from .safefiles import refuse_existing
 
 __all__ = ["Files", "close_files", "open_files", "save_checkpoint"]
 
@@ -65,11 +67,11 @@ def open_files(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], p
             tracker = WholeFile(source)
             records = read_records(source, "parquet", plan.text_fields, separator=" ")
         else:
-            tracker = LineTracker(byte_lines(source), plan.input)
+            tracker = LineTracker(byte_lines(source, plan.input), plan.input)
             records = read_records(tracker, plan.input_format, plan.text_fields, separator=" ")
         items = check_records(records, options, plan)
         if options.resume:
-            return _resume(plan, settings, source, tracker, items, progress)
+            return _resume(options, plan, settings, source, tracker, items, progress)
         return _start(options, plan, settings, source, tracker, items, progress)
     except BaseException:
         if source is not sys.stdin.buffer:
@@ -88,15 +90,20 @@ def _start(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], sourc
             )
         if os.path.lexists(out_path) and not options.overwrite:
             raise InvalidInputError(f"{out_path} exists; pass --overwrite to replace it.")
+    if not options.overwrite:
+        for path, what in ((plan.rejects, "rejects file"), (plan.report, "report")):
+            if path is not None:
+                refuse_existing(path, what)
+    if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
     files = Files(source, tracker, items, None, None, 0, None, Stats(), tracker.mark())
     progress.stdout = out_path is None
     try:
         if out_path is not None:
-            files.out = Appender(out_path)
+            files.out = Appender(out_path, replace=options.overwrite)
             progress.output = out_path
         if plan.rejects is not None:
-            files.rejects = Appender(plan.rejects)
+            files.rejects = Appender(plan.rejects, replace=options.overwrite, what="rejects file")
         save_checkpoint(plan, settings, files, progress)
     except BaseException:
         close_files(files)
@@ -104,8 +111,8 @@ def _start(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], sourc
     return files
 
 
-def _resume(plan: Plan, settings: dict[str, Any], source: IO[bytes], tracker: LineTracker | WholeFile,
-            items: Iterator[Record | Invalid], progress: Progress) -> Files:
+def _resume(options: ClassifyOptions, plan: Plan, settings: dict[str, Any], source: IO[bytes],
+            tracker: LineTracker | WholeFile, items: Iterator[Record | Invalid], progress: Progress) -> Files:
     """Check the state, the output, the rejects and the consumed input; only then append."""
     assert plan.output is not None and plan.state is not None
     state = load_state(plan.state, plan.output)
@@ -115,16 +122,18 @@ def _resume(plan: Plan, settings: dict[str, Any], source: IO[bytes], tracker: Li
             "--resume needs the settings of the interrupted run; these differ:\n  " + "\n  ".join(differ)
             + "\nRerun with the earlier settings, or start again with --overwrite."
         )
-    out_hash = verify_prefix(plan.output, state.output, "output")
-    rejects_hash = None
-    if plan.rejects is not None:
-        rejects_hash = verify_prefix(plan.rejects, state.rejects or FileMark(0, _EMPTY_SHA256), "rejects file")
+    if plan.report is not None and not options.overwrite:
+        refuse_existing(plan.report, "report")
+    out = verify_prefix(plan.output, state.output, "output", quoted=plan.output_format in ("csv", "tsv"))
+    rejects_mark = state.rejects or FileMark(0, _EMPTY_SHA256)
+    rejects = None if plan.rejects is None else verify_prefix(plan.rejects, rejects_mark, "rejects file")
+    stats = check_consistent(plan, state, out, rejects)
     _skip_done(items, tracker, state, plan.input)
-    files = Files(source, tracker, items, None, None, state.records, state.columns, Stats.from_json(state.stats), state.input)
+    files = Files(source, tracker, items, None, None, state.records, state.columns, stats, state.input)
     try:
-        files.out = Appender(plan.output, state.output, out_hash)
-        if plan.rejects is not None:
-            files.rejects = Appender(plan.rejects, state.rejects or FileMark(0, _EMPTY_SHA256), rejects_hash)
+        files.out = Appender(plan.output, state.output, out.digest)
+        if rejects is not None and plan.rejects is not None:
+            files.rejects = Appender(plan.rejects, rejects_mark, rejects.digest, what="rejects file")
     except BaseException:
         close_files(files)
         raise

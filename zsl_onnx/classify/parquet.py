@@ -11,6 +11,7 @@ import datetime
 import decimal
 import importlib
 import json
+import math
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -32,13 +33,44 @@ def read_parquet(stream: IO[bytes], text_fields: Sequence[str], separator: str) 
         source = parquet.ParquetFile(stream)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise InvalidInputError(f"Cannot read the input as Parquet: {exc}") from exc
+    _check_columns(source.schema_arrow.names)
     number = 0
     for batch in source.iter_batches(batch_size=ROWS_PER_BATCH):
         for row in batch.to_pylist():
             number += 1
             fields = {str(key): _jsonable(value) for key, value in row.items()}
             raw = json.dumps(fields, ensure_ascii=False)
+            bad = next((name for name, value in fields.items() if not _finite(value)), None)
+            if bad is not None:  # as in JSONL input: JSON output cannot hold NaN or infinity
+                yield Invalid(number, f"field {bad!r} holds NaN or infinity, which JSON cannot hold", raw)
+                continue
             yield make_record(number, fields, text_fields, separator, raw)
+
+
+def _check_columns(names: list[str]) -> None:
+    """Two columns of one name would become one field, the second silently replacing the first."""
+    seen: dict[str, int] = {}
+    for number, name in enumerate(map(str, names), start=1):
+        if name in seen:
+            raise InvalidInputError(
+                f"The Parquet file names the column {name!r} twice (columns {seen[name]} and {number}); "
+                "rename one so that no column is lost."
+            )
+        seen[name] = number
+
+
+def _finite(value: Any) -> bool:
+    """No float anywhere in ``value`` is NaN or infinite (iteratively: nesting depth is the file's)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return False
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 def _pyarrow_parquet() -> Any:

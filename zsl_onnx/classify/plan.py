@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from zsl_onnx import InvalidInputError
-from zsl_onnx.internals import parse_labels, same_file
+from zsl_onnx.internals import LOCK_SUFFIX, check_threads, parse_labels, same_file
 
 from .options import ClassifyOptions
 from .records import FORMATS, format_from_name, output_format_from_name
 from .report import require_matplotlib
+from .safefiles import read_limited
 
-__all__ = ["STATE_SUFFIX", "Plan", "make_plan"]
+__all__ = ["MAX_LABELS", "MAX_LABELS_FILE_BYTES", "STATE_SUFFIX", "Plan", "make_plan"]
 
 STATE_SUFFIX = ".zsl-state.json"
+MAX_LABELS_FILE_BYTES = 1 << 20
+MAX_LABELS = 10_000  # every record is scored against every label: more is a mistake, not a label set
+_FLAGS = {"model": "BUNDLE_OR_MODEL_ID", "input": "INPUT", "output": "-o", "output_format": "--format",
+          "text_fields": "--text-field"}
+_LABEL_LINES = re.compile(r"\r\n|\r|\n")  # not str.splitlines: U+2028, \x0c, \x1c-\x1e, \x85 belong to a label
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Plan:
 
 def make_plan(options: ClassifyOptions) -> Plan:
     """Every check that needs no model and writes nothing."""
+    _check_encodings(options)
     input_format = options.input_format or (None if options.input == "-" else format_from_name(options.input))
     if input_format is None:
         raise InvalidInputError(
@@ -70,8 +78,8 @@ def make_plan(options: ClassifyOptions) -> Plan:
         text_fields=list(options.text_fields or ("text",)), max_rejects=count, max_reject_share=share,
     )
     _check_distinct_files(plan, options.labels_file)
-    if options.report:
-        require_matplotlib()
+    if plan.report is not None:
+        require_matplotlib(plan.report)
     if options.input != "-" and (not os.path.exists(options.input) or os.path.isdir(options.input)):
         code = errno.EISDIR if os.path.isdir(options.input) else errno.ENOENT
         raise OSError(code, os.strerror(code), options.input)
@@ -85,6 +93,33 @@ def _check_numbers(options: ClassifyOptions) -> None:
         raise InvalidInputError(f"--threshold must be between 0 and 1, not {options.threshold}.")
     if options.flush_every < 1:
         raise InvalidInputError("--flush-every must be at least 1.")
+    try:
+        if options.ray is None:  # on Ray, each actor checks against its own machine's cores
+            check_threads(options.threads)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"--{exc}") from None
+
+
+def _check_encodings(options: ClassifyOptions) -> None:
+    """Every argument is written into the state file and the output as UTF-8: a byte that is not
+    UTF-8 (a file name or a label from another encoding) is refused before anything is opened."""
+    for field in fields(options):
+        value = getattr(options, field.name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str) and not _encodable(item):
+                flag = _FLAGS.get(field.name, "--" + field.name.replace("_", "-"))
+                raise InvalidInputError(
+                    f"{flag} {os.fsencode(item)!r} is not valid UTF-8 text; zsl-classify records its arguments "
+                    "in UTF-8. Rename the file, or pass the text in UTF-8."
+                )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_ray(options: ClassifyOptions) -> None:
@@ -116,8 +151,11 @@ def _check_distinct_files(plan: Plan, labels_file: str | None) -> None:
     reads = [("INPUT", Path(plan.input))] if plan.input != "-" else []
     if labels_file:
         reads.append(("--labels-file", Path(labels_file)))
+    locks = [(f"lock of {path}", path.with_name(path.name + LOCK_SUFFIX)) for path in (plan.output, plan.rejects)
+             if path is not None]
     writes = [(name, path) for name, path in (("OUTPUT", plan.output), ("--rejects", plan.rejects),
-                                              ("state file", plan.state), ("--report", plan.report)) if path is not None]
+                                              ("state file", plan.state), ("--report", plan.report), *locks)
+              if path is not None]
     for i, (name, path) in enumerate(writes):
         for other, other_path in reads + writes[:i]:
             if same_file(path, other_path):
@@ -131,12 +169,25 @@ def _labels(options: ClassifyOptions) -> list[str]:
     if options.labels_field is not None:
         return []  # each record names its own (see labelsets)
     if options.labels_file:
+        path = Path(options.labels_file)
         try:
-            lines = Path(options.labels_file).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"Cannot read --labels-file {options.labels_file}: {exc}") from exc
-        return parse_labels([line.strip() for line in lines if line.strip()])
-    return parse_labels(options.labels)
+            text = read_limited(path, MAX_LABELS_FILE_BYTES, "--labels-file").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"--labels-file {path} is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8."
+            ) from None
+        except OSError as exc:
+            raise InvalidInputError(f"Cannot read --labels-file {path}: {exc.strerror or exc}.") from None
+        lines = [line.strip() for line in _LABEL_LINES.split(text.removeprefix("\ufeff"))]
+        labels = parse_labels([line for line in lines if line])
+    else:
+        labels = parse_labels(options.labels)
+    if len(labels) > MAX_LABELS:
+        raise InvalidInputError(
+            f"{len(labels):,} labels is more than {MAX_LABELS:,}: every record would be scored against each. "
+            "Check that --labels-file is the right file."
+        )
+    return labels
 
 
 def _check_long_text_and_label_sets(options: ClassifyOptions) -> None:

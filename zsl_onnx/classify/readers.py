@@ -20,9 +20,10 @@ from zsl_onnx import InvalidInputError
 
 from .records import Invalid, Record, make_record
 
-__all__ = ["MAX_JSON_DEPTH", "byte_lines", "read_records"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_LINE_BYTES", "byte_lines", "read_records"]
 
 MAX_JSON_DEPTH = 64
+MAX_LINE_BYTES = 128 << 20  # one record; a longer "line" is the wrong file or format (or /dev/zero)
 # Byte-order marks, longest first: UTF-32 LE starts with the UTF-16 LE mark.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -40,7 +41,7 @@ class _BadBytes(Exception):
         self.reason = reason
 
 
-def byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
+def byte_lines(stream: IO[bytes], name: str = "the input") -> Iterator[bytes]:
     """UTF-8 lines of a byte stream, each with its end (\\n, \\r\\n or a lone \\r).
 
     Text with a UTF-16 or UTF-32 byte-order mark is decoded and re-encoded as UTF-8, so it is
@@ -58,7 +59,7 @@ def byte_lines(stream: IO[bytes]) -> Iterator[bytes]:
     blocks: Iterator[bytes] = _chain_blocks(head, read)
     if encoding is not None:
         blocks = _transcode(blocks, encoding)
-    yield from _split_lines(blocks)
+    yield from _split_lines(blocks, name)
 
 
 def _chain_blocks(head: bytes, read: Any) -> Iterator[bytes]:
@@ -75,19 +76,42 @@ def _transcode(blocks: Iterator[bytes], encoding: str) -> Iterator[bytes]:
     yield decoder.decode(b"", final=True).encode("utf-8", errors="surrogatepass")
 
 
-def _split_lines(blocks: Iterator[bytes]) -> Iterator[bytes]:
-    pending = b""
+def _split_lines(blocks: Iterator[bytes], name: str = "the input") -> Iterator[bytes]:
+    """Lines of a stream of blocks in linear time: each block is searched once, and the pieces of
+    a line longer than a block are joined once, when its end arrives (never re-scanned or re-copied).
+    A line longer than MAX_LINE_BYTES stops the read: memory stays bounded whatever the input."""
+    pieces: list[bytes] = []  # the line so far
+    size = number = 0  # bytes in pieces; lines yielded
+    held_cr = False  # the line so far ends in \r: it ends the line unless the next block starts with \n
     for block in blocks:
-        buffer = pending + block
+        if not block:
+            continue
         start = 0
-        for match in _EOL.finditer(buffer):
-            if match.end() == len(buffer) and match.group() == b"\r":
-                break  # maybe the first half of \r\n: wait for the next block
-            yield buffer[start : match.end()]
+        if held_cr:
+            held_cr = False
+            if block.startswith(b"\n"):
+                pieces.append(b"\n")
+                start = 1
+            yield b"".join(pieces)
+            pieces, size, number = [], 0, number + 1
+        for match in _EOL.finditer(block, start):
+            if match.end() == len(block) and match.group() == b"\r":
+                held_cr = True  # maybe the first half of \r\n: wait for the next block
+                break
+            pieces.append(block[start : match.end()])
+            yield b"".join(pieces)
+            pieces, size, number = [], 0, number + 1
             start = match.end()
-        pending = buffer[start:]
-    if pending:
-        yield pending
+        if start < len(block):
+            pieces.append(block[start:])
+            size += len(block) - start
+            if size > MAX_LINE_BYTES:
+                raise InvalidInputError(
+                    f"{name}: line {number + 1} is longer than {MAX_LINE_BYTES >> 20} MiB without a line end; this "
+                    "is not a file of records (check the file and --input-format)."
+                )
+    if pieces:
+        yield b"".join(pieces)
 
 
 def read_records(
@@ -264,4 +288,4 @@ def _plain(stream: IO[bytes], name: str) -> Iterator[Record | Invalid]:
         text = line.rstrip("\r\n")
         if not text.strip():
             continue  # blank lines separate nothing in a one-record-a-line file
-        yield Record(number, {name: text}, text)
+        yield make_record(number, {name: text}, (name,), " ", text)  # zero-width characters only: invalid

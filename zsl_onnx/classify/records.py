@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from zsl_onnx.internals import is_blank
+
 __all__ = ["FORMATS", "OUTPUT_FORMATS", "Invalid", "Record", "format_from_name", "make_record", "output_format_from_name"]
 
 FORMATS = ("jsonl", "csv", "tsv", "txt", "parquet")
@@ -51,15 +53,19 @@ def make_record(
     number: int, fields: dict[str, Any], text_fields: Sequence[str], separator: str, raw: str
 ) -> Record | Invalid:
     """A record whose text fields are joined with ``separator``; Invalid when one is missing or not text."""
-    parts = []
+    parts, invisible = [], False
     for name in text_fields:
         if name not in fields:
             return Invalid(number, f"missing text field {name!r} (fields: {', '.join(map(str, fields)) or 'none'})", raw)
         value = fields[name]
         if not isinstance(value, str):
             return Invalid(number, f"text field {name!r} is {type(value).__name__}, not a string", raw)
-        if value.strip():
+        if not is_blank(value):  # the model refuses a text of only zero-width or control characters
             parts.append(value)
+        invisible = invisible or bool(value.strip())
     if not parts:
-        return Invalid(number, f"empty text in {' + '.join(map(repr, text_fields))}", raw)
+        where = " + ".join(map(repr, text_fields))
+        if invisible:
+            return Invalid(number, f"text in {where} is empty or only whitespace or invisible characters", raw)
+        return Invalid(number, f"empty text in {where}", raw)
     return Record(number, fields, separator.join(parts))

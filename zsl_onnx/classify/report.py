@@ -8,12 +8,15 @@ and imported only to draw.
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zsl_onnx import InvalidInputError
+
+from .safefiles import new_temp, publish
 
 __all__ = ["BINS", "Stats", "draw_report", "require_matplotlib", "summary"]
 
@@ -46,9 +49,38 @@ class Stats:
 
     @classmethod
     def from_json(cls, data: Any) -> Stats:
-        return cls(data["read"], data["classified"], data["rejected"], data["written"],
-                   Counter(data["top_labels"]), list(data["histogram"]), data.get("first_reject"),
-                   int(data.get("truncated", 0)), int(data.get("dropped", 0)), list(data.get("labels_seen", [])))
+        """The counts of a checkpoint; ValueError when they are malformed or contradict each other."""
+        counts = [data.get(k) for k in ("read", "classified", "rejected", "written")] if isinstance(data, dict) else []
+        if len(counts) != 4 or not all(_count(c) for c in counts):
+            raise ValueError("the record counts are missing or not whole numbers")
+        tops, histogram, first = data.get("top_labels"), data.get("histogram"), data.get("first_reject")
+        if not (isinstance(tops, dict) and all(isinstance(k, str) and _count(v) for k, v in tops.items())):
+            raise ValueError("the top-label counts are malformed")
+        if not (isinstance(histogram, list) and len(histogram) == BINS and all(_count(c) for c in histogram)):
+            raise ValueError("the score histogram is malformed")
+        if first is not None and not isinstance(first, str):
+            raise ValueError("the first reject is malformed")
+        truncated, dropped, seen = data.get("truncated", 0), data.get("dropped", 0), data.get("labels_seen", [])
+        if not (_count(truncated) and _count(dropped) and truncated <= counts[1]):
+            raise ValueError("the truncation counts are malformed")
+        if not (isinstance(seen, list) and all(isinstance(label, str) for label in seen)):
+            raise ValueError("the labels seen are malformed")
+        stats = cls(*counts, Counter(tops), list(histogram), first, truncated, dropped, list(seen))
+        stats._check()
+        return stats
+
+    def _check(self) -> None:
+        """Counts that one run cannot have written, named."""
+        problems = [
+            (self.classified + self.rejected != self.read, "classified + rejected records differ from records read"),
+            (self.written > self.classified, "more records written than classified"),
+            (sum(self.top_labels.values()) != self.classified, "the top-label counts do not add up to the classified records"),
+            (sum(self.histogram) != self.classified, "the score histogram does not add up to the classified records"),
+            ((self.first_reject is None) != (self.rejected == 0), "the first reject does not agree with the rejected count"),
+        ]
+        for bad, what in problems:
+            if bad:
+                raise ValueError(what)
 
 
 def summary(stats: Stats, labels: list[str], rejects_path: Path | None) -> str:
@@ -74,15 +106,30 @@ def summary(stats: Stats, labels: list[str], rejects_path: Path | None) -> str:
     return "\n".join(lines)
 
 
-def require_matplotlib() -> None:
-    """Fail before hours of classification, not after."""
+def require_matplotlib(path: Path | None = None) -> None:
+    """Fail before hours of classification, not after: matplotlib is there and can write ``path``'s format."""
     if importlib.util.find_spec("matplotlib") is None:
         raise InvalidInputError(
             "--report needs matplotlib: pip install 'zsl-onnx[report]' (or pip install matplotlib)."
         )
+    if path is None:
+        return
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    known = sorted(FigureCanvasBase.get_supported_filetypes())
+    if _report_format(path) not in known:
+        raise InvalidInputError(
+            f"--report {path}: the extension names no image format matplotlib can write; end the name in "
+            f"one of {', '.join('.' + k for k in known)} (e.g. report.png)."
+        )
 
 
-def draw_report(stats: Stats, labels: list[str], path: Path) -> None:
+def _report_format(path: Path) -> str:
+    return path.suffix[1:].lower()
+
+
+def draw_report(stats: Stats, labels: list[str], path: Path, replace: bool = False) -> None:
+    """Draw into a new temporary file, then move it to ``path`` (replacing a file only with ``replace``)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never needs a display
@@ -97,5 +144,17 @@ def draw_report(stats: Stats, labels: list[str], path: Path) -> None:
     right.set_xlabel("score")
     right.set_ylabel("records")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fd, temp = new_temp(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            fig.savefig(handle, dpi=100, format=_report_format(path))
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    publish(temp, path, replace, "report")
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

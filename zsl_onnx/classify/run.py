@@ -236,7 +236,7 @@ def _finish(options: ClassifyOptions, plan: Plan, stats: Stats, stop: str | None
     if not options.quiet:
         print(summary(stats, labels, plan.rejects), file=sys.stderr)
     if plan.report is not None and stats.classified:
-        draw_report(stats, labels, plan.report)
+        draw_report(stats, labels, plan.report, replace=options.overwrite)
     if stop is not None:
         raise StopRunError(stop)
     if stats.classified == 0:
