@@ -294,9 +294,15 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+@pytest.fixture(scope="session")
+def small_server(bert_bundle: Path, serve_factory: Any) -> Server:
+    """No batching and a queue of 3: easy to fill."""
+    return serve_factory(bert_bundle, "--max-queue", "3", "--max-batch-size", "1", "--max-wait-ms", "0")
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmRSS from /proc")
-def test_overload_gives_503_with_retry_after_and_bounded_memory(bert_bundle, serve_factory):
-    server = serve_factory(bert_bundle, "--max-queue", "2", "--max-batch-size", "1", "--max-wait-ms", "0")
+def test_overload_gives_503_with_retry_after_and_bounded_memory(small_server):
+    server = small_server
     body = {"sequences": ["A long text to keep the model busy for a while. " * 10] * 4, "candidate_labels": ["a", "b", "c"]}
 
     def call(_: int) -> tuple[int, str | None]:
@@ -313,7 +319,33 @@ def test_overload_gives_503_with_retry_after_and_bounded_memory(bert_bundle, ser
     assert rejected and all(retry == "1" for retry in rejected)
     assert PROBE.get(f"{server.url}/health").status_code == 200
     assert after - before < 40 * 1024, f"RSS grew from {before} to {after} KiB under load"
-    assert server.stop() == 0
+
+
+def test_a_client_that_leaves_costs_no_model_call(small_server):
+    server = small_server
+    slow = {"sequences": [f"text {i} " * 60 for i in range(16)], "candidate_labels": [f"label {i}" for i in range(16)]}
+    calls_before = server.metric("zsl_serve_batch_texts_count")
+    left_before = _requests(server, "/v1/scores", 499)
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(PROBE.post, f"{server.url}/v1/classify", json=slow, timeout=60)
+        while not server.metric("zsl_serve_model_busy") and not running.done():
+            time.sleep(0.01)  # until the slow request is on the model, not before it
+        for _ in range(3):  # queued behind it, then given up by their clients
+            with pytest.raises(httpx.ReadTimeout):
+                PROBE.post(f"{server.url}/v1/scores", json={"sequences": "x", "candidate_labels": "a"}, timeout=0.05)
+        assert running.result().status_code == 200
+    deadline = time.monotonic() + 10
+    while _requests(server, "/v1/scores", 499) < left_before + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _requests(server, "/v1/scores", 499) == left_before + 3
+    assert server.metric("zsl_serve_batch_texts_count") == calls_before + 1  # only the slow request ran
+
+
+def _requests(server: Server, path: str, status: int) -> float:
+    try:
+        return server.metric(f'zsl_serve_requests_total{{path="{path}",status="{status}"}}')
+    except AssertionError:
+        return 0.0
 
 
 def test_api_key_is_enforced_on_a_non_loopback_bind(bert_bundle, serve_factory, tmp_path):

@@ -61,6 +61,7 @@ def create_app(clf: ZeroShotClassifier, config: ServeConfig) -> FastAPI:
         batcher.start()
         batcher_box["batcher"] = batcher
         metrics.queue_depth = lambda: batcher.depth
+        metrics.busy = lambda: batcher.busy
         app.state.ready = True
         try:
             yield

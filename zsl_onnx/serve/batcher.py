@@ -60,6 +60,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zsl-serve-inference")
         self._task: asyncio.Task[None] | None = None
+        self.busy = False  # a model call is running
 
     @property
     def depth(self) -> int:
@@ -104,7 +105,11 @@ class Batcher:
                 await self._wakeup.wait()
             batch = await self._gather()
             if batch:
-                await self._execute(batch)
+                self.busy = True
+                try:
+                    await self._execute(batch)
+                finally:
+                    self.busy = False
 
     async def _gather(self) -> list[Job]:
         """The first job and those waiting with its key, once the budget is met or its wait is over."""

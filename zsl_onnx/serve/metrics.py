@@ -41,8 +41,9 @@ class Histogram:
 class Metrics:
     """What /metrics shows: requests by path and status, queue depth, batch sizes and latencies."""
 
-    def __init__(self, queue_depth: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, queue_depth: Callable[[], int] = lambda: 0, busy: Callable[[], bool] = lambda: False) -> None:
         self.queue_depth = queue_depth
+        self.busy = busy
         self.requests: Counter[tuple[str, int]] = Counter()
         self.latency = Histogram("zsl_serve_request_seconds", "Time from request to response.", LATENCY_BUCKETS)
         self.batch_texts = Histogram("zsl_serve_batch_texts", "Texts per model call.", SIZE_BUCKETS)
@@ -71,7 +72,9 @@ class Metrics:
                 errors[status] += count
         lines += [f'zsl_serve_errors_total{{status="{status}"}} {count}' for status, count in sorted(errors.items())]
         lines += ["# HELP zsl_serve_queue_depth Requests admitted and waiting for the model.",
-                  "# TYPE zsl_serve_queue_depth gauge", f"zsl_serve_queue_depth {self.queue_depth()}"]
+                  "# TYPE zsl_serve_queue_depth gauge", f"zsl_serve_queue_depth {self.queue_depth()}",
+                  "# HELP zsl_serve_model_busy 1 while a model call runs.",
+                  "# TYPE zsl_serve_model_busy gauge", f"zsl_serve_model_busy {int(self.busy())}"]
         for histogram in (self.latency, self.batch_requests, self.batch_texts, self.inference):
             lines += histogram.render()
         return "\n".join(lines) + "\n"
