@@ -355,7 +355,8 @@ def test_api_key_is_enforced_on_a_non_loopback_bind(bert_bundle, serve_factory, 
     assert refused.stderr.startswith("zsl-serve: error: --host 0.0.0.0") and "--trusted-network" in refused.stderr
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
-    server = serve_factory(bert_bundle, "--api-key-file", str(key_file), host="0.0.0.0")
+    server = serve_factory(bert_bundle, "--api-key-file", str(key_file), "--cors-origin", "https://app.example",
+                           host="0.0.0.0")
     body = {"sequences": "a", "candidate_labels": ["x", "y"]}
     for headers in ({}, _auth("wrong-key-0123456789abcdef"), {"Authorization": KEY}, _auth(KEY + "x")):
         denied = PROBE.post(f"{server.url}/v1/classify", json=body, headers=headers)
@@ -363,7 +364,24 @@ def test_api_key_is_enforced_on_a_non_loopback_bind(bert_bundle, serve_factory, 
         assert denied.headers["www-authenticate"] == "Bearer"
     assert PROBE.post(f"{server.url}/v1/classify", json=body, headers=_auth(KEY)).status_code == 200
     assert PROBE.get(f"{server.url}/health").status_code == 200
+    preflight = PROBE.options(f"{server.url}/v1/classify", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://app.example"
     assert server.stop() == 0
+
+
+def test_cors_is_off_unless_an_origin_is_given(variant_servers):
+    answer = PROBE.get(f"{variant_servers('int8').url}/health", headers={"Origin": "https://app.example"})
+    assert answer.status_code == 200 and "access-control-allow-origin" not in answer.headers
+
+
+def test_a_request_past_its_deadline_gets_504_and_the_server_goes_on(bert_bundle, serve_factory):
+    server = serve_factory(bert_bundle, "--timeout-s", "0.1", "--max-batch-size", "1")
+    slow = {"sequences": [f"text {i} " * 60 for i in range(16)], "candidate_labels": [f"label {i}" for i in range(16)]}
+    late = PROBE.post(f"{server.url}/v1/scores", json=slow)
+    assert late.status_code == 504 and "--timeout-s" in late.json()["error"]["message"]
+    assert PROBE.get(f"{server.url}/health").status_code == 200
 
 
 def test_start_up_errors_are_one_line_and_exit_2(tmp_path):
