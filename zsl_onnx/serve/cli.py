@@ -120,6 +120,9 @@ def _load(args: argparse.Namespace) -> ZeroShotClassifier:
         clf("zsl-serve warm-up", ["first", "second"])
     except (ZslOnnxError, OSError) as exc:
         _fail(_one_line(exc))
+    except Exception as exc:  # noqa: BLE001 - a start-up failure is one line, whatever raised it
+        logging.getLogger("zsl_onnx.serve").debug("loading failed", exc_info=exc)
+        _fail(f"loading {args.model} failed: {type(exc).__name__}: {_one_line(exc)}")
     log.info("loaded %r", clf)
     return clf
 
