@@ -385,6 +385,9 @@ def test_a_request_past_its_deadline_gets_504_and_the_server_goes_on(bert_bundle
 
 
 def test_start_up_errors_are_one_line_and_exit_2(tmp_path):
+    shown = subprocess.run([sys.executable, "-m", "zsl_onnx.serve", "--version"], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and shown.stdout.startswith("zsl-serve ")
     for args in ([str(tmp_path / "missing-bundle")], [str(tmp_path), "--max-queue", "0"]):
         done = subprocess.run([sys.executable, "-m", "zsl_onnx.serve", *args, "--offline"],
                               capture_output=True, text=True, timeout=60)
