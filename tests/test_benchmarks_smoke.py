@@ -130,3 +130,17 @@ def test_paired_timings_runs_every_chunk_through_every_runner_in_rotating_order(
     assert all(len({part for _, part in p}) == 1 for p in passes), "a chunk goes through every runner in a row"
     assert [p[0][0] for p in passes[:3]] == ["a", "b", "c"], "the first runner rotates"
     assert result["a"]["ratio_median"] == 1.0 and all(r["passes"] == 6 for r in result.values())
+
+
+def test_bench_serve_measures_every_mode(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    bundle = Path(__file__).resolve().parent / "data" / "tiny-bert"
+    run_script("bench_serve.py", "--bundle", bundle, "--requests", 8, "--clients", "1,4", "--labels", 5,
+               "--threads", 1, "--results-dir", tmp_path)
+    result = json.loads((tmp_path / "serve.json").read_text())
+    modes = {(row["mode"], row["clients"]) for row in result["rows"]}
+    assert modes == {("in process, one text at a time", 1), ("in process, one batched call", 1),
+                     ("zsl-serve, dynamic batching", 1), ("zsl-serve, dynamic batching", 4),
+                     ("zsl-serve, batching off", 1), ("zsl-serve, batching off", 4)}
+    assert all(row["requests_per_s"] > 0 for row in result["rows"]) and result["environment"]["cpu"]
