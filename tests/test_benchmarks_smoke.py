@@ -143,3 +143,17 @@ def test_results_folders_are_named_by_cpu_class() -> None:
     assert cpu_class("AMD EPYC", ["avx2", "avx512_vnni"], mask="avx2") == "amd-epyc-avx2-kernels"
     assert cpu_class("Intel(R) Core(TM) i7-8700 CPU", ["avx2"]) == "intel-r-core-tm-i7-8700-cpu-avx2"
     assert cpu_class("", []) == "unknown-cpu-no-avx2"
+
+
+def test_bench_serve_measures_every_mode(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    bundle = Path(__file__).resolve().parent / "data" / "tiny-bert"
+    run_script("bench_serve.py", "--bundle", bundle, "--requests", 8, "--clients", "1,4", "--labels", 5,
+               "--threads", 1, "--results-dir", tmp_path)
+    result = json.loads((tmp_path / "serve.json").read_text())
+    modes = {(row["mode"], row["clients"]) for row in result["rows"]}
+    assert modes == {("in process, one text at a time", 1), ("in process, one batched call", 1),
+                     ("zsl-serve, dynamic batching", 1), ("zsl-serve, dynamic batching", 4),
+                     ("zsl-serve, batching off", 1), ("zsl-serve, batching off", 4)}
+    assert all(row["requests_per_s"] > 0 for row in result["rows"]) and result["environment"]["cpu"]
