@@ -1,7 +1,7 @@
 """Predictions through a real Label Studio and back: import, read, annotate, export, evaluate.
 
 Needs a Label Studio venv (``ZSL_LABEL_STUDIO``, see tests/labelstudio.py); skips without it.
-The tasks file is in the standard Label Studio task format with one prediction per task.
+The tasks file and the labelling config are zsl-classify's own ``--format label-studio`` output.
 """
 
 from __future__ import annotations
@@ -14,41 +14,27 @@ from pathlib import Path
 import pytest
 from labelstudio import LabelStudio, choices_config, label_studio_server
 
+from zsl_onnx.classify.cli import main as classify_main
 from zsl_onnx.evaluate.cli import main as evaluate_main
 
 pytestmark = pytest.mark.labelstudio
 
 LABELS = ["sports", "politics", 'Q&A <"it\'s">', "l'économie"]
-MODEL_VERSION = "zsl-onnx test-bundle int8"
-# (record id, predicted label, score, gold label or None, cancelled)
-TASKS = [
-    ("r0", "sports", 0.97, "sports", False),
-    ("r1", "sports", 0.91, "sports", False),
-    ("r2", "politics", 0.88, "politics", False),
-    ("r3", 'Q&A <"it\'s">', 0.84, 'Q&A <"it\'s">', False),
-    ("r4", "politics", 0.73, "l'économie", False),
-    ("r5", "l'économie", 0.66, "l'économie", False),
-    ("r6", "sports", 0.52, "politics", False),
-    ("r7", "politics", 0.45, None, True),  # skipped by the annotator: not gold
-    ("r8", 'Q&A <"it\'s">', 0.41, None, False),  # never annotated
-    ("r9", "l'économie", 0.33, None, False),
-]
+TEXTS = ["The match went to extra time.", "Parliament voted on the new law.", "Stocks fell sharply today.",
+         "The striker scored twice.", "A new tax on imports.", "Is it true? Ask the panel.", "Rain stopped play.",
+         "The minister resigned.", "Prices rose again.", "The final whistle blew."]
 
 
-def tasks_file(path: Path) -> list[dict]:
-    tasks = [
-        {
-            "data": {"text": f"text number {i} about {label}", "id": key, "source": "fixture"},
-            "predictions": [{
-                "model_version": MODEL_VERSION,
-                "score": score,
-                "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": [label]}}],
-            }],
-        }
-        for i, (key, label, score, _, _) in enumerate(TASKS)
-    ]
-    path.write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
-    return tasks
+def classify_to_label_studio(tmp_path: Path, bundle: Path) -> tuple[Path, Path]:
+    """zsl-classify's own Label Studio output for TEXTS, and the labelling config written beside it."""
+    source = tmp_path / "news.jsonl"
+    source.write_text("".join(json.dumps({"id": f"r{i}", "text": t, "source": "fixture"}) + "\n"
+                              for i, t in enumerate(TEXTS)), encoding="utf-8")
+    (tmp_path / "labels.txt").write_text("\n".join(LABELS) + "\n", encoding="utf-8")
+    output = tmp_path / "tasks.json"
+    assert classify_main([str(bundle), str(source), "-o", str(output), "--format", "label-studio",
+                          "--labels-file", str(tmp_path / "labels.txt"), "--quiet"]) == 0
+    return output, Path(f"{output}.label-config.xml")
 
 
 @pytest.fixture(scope="module")
@@ -57,43 +43,42 @@ def studio() -> Iterator[LabelStudio]:
         yield server
 
 
-def test_predictions_survive_the_round_trip_and_the_export_evaluates(studio, tmp_path, capsys):
-    written = {task["data"]["id"]: task for task in tasks_file(tmp_path / "tasks.json")}
-    project = studio.create_project("zsl-onnx round trip", choices_config(LABELS))
+def test_predictions_survive_the_round_trip_and_the_export_evaluates(studio, bert_bundle, tmp_path, capsys):
+    tasks_path, config_path = classify_to_label_studio(tmp_path, bert_bundle)
+    written = {task["data"]["id"]: task for task in json.loads(tasks_path.read_text(encoding="utf-8"))}
+    project = studio.create_project("zsl-onnx round trip", config_path.read_text(encoding="utf-8"))
     stored = ElementTree.fromstring(studio.project(project)["label_config"])
     assert [choice.get("value") for choice in stored.iter("Choice")] == LABELS  # <, & and quotes survive
-    imported = studio.import_file(project, tmp_path / "tasks.json")
-    assert imported["task_count"] == len(TASKS) and imported["prediction_count"] == len(TASKS)
+    imported = studio.import_file(project, tasks_path)
+    assert imported["task_count"] == len(TEXTS) and imported["prediction_count"] == len(TEXTS)
 
     tasks = {task["data"]["id"]: task for task in studio.tasks(project)}
     assert set(tasks) == set(written)
     for key, task in tasks.items():
         [prediction] = studio.predictions(task["id"])
         expected = written[key]["predictions"][0]
-        assert prediction["model_version"] == MODEL_VERSION
+        assert prediction["model_version"] == expected["model_version"] and "zsl-onnx" in expected["model_version"]
         assert prediction["score"] == pytest.approx(expected["score"], abs=1e-9)
         assert prediction["result"][0]["value"]["choices"] == expected["result"][0]["value"]["choices"]
         assert task["data"] == written[key]["data"]
 
-    for key, _, _, gold, cancelled in TASKS:
-        if cancelled:
-            studio.annotate(tasks[key]["id"], [], cancelled=True)
-        elif gold is not None:
-            if key == "r6":  # corrected later by the annotator: the latest annotation counts
-                studio.annotate(tasks[key]["id"], ["sports"])
-            studio.annotate(tasks[key]["id"], [gold])
+    predicted = {key: task["predictions"][0]["result"][0]["value"]["choices"][0] for key, task in written.items()}
+    other = {key: next(label for label in LABELS if label != predicted[key]) for key in written}
+    # r0-r4 confirmed, r5-r6 corrected (r6 first confirmed, then corrected: the latest counts),
+    # r7 skipped by the annotator, r8-r9 never opened
+    gold = {f"r{i}": predicted[f"r{i}"] for i in range(5)} | {"r5": other["r5"], "r6": other["r6"]}
+    studio.annotate(tasks["r6"]["id"], [predicted["r6"]])
+    for key, label in gold.items():
+        studio.annotate(tasks[key]["id"], [label])
+    studio.annotate(tasks["r7"]["id"], [], cancelled=True)
 
     export = tmp_path / "export.json"
     export.write_bytes(studio.export_json(project))
-    exported = json.loads(export.read_text(encoding="utf-8"))
-    assert len(exported) == len(TASKS)
+    assert len(json.loads(export.read_text(encoding="utf-8"))) == len(TEXTS)
 
-    evaluate_main([str(tmp_path / "tasks.json"), "--gold", str(export), "--json", "--target-precision", "0.5"])
+    evaluate_main([str(tasks_path), "--gold", str(export), "--json", "--target-precision", "0.5"])
     summary = json.loads(capsys.readouterr().out)
-    annotated = [t for t in TASKS if t[3] is not None]
-    right = sum(label == gold for _, label, _, gold, _ in annotated)
-    assert summary["n"] == len(annotated) == 7
-    assert summary["accuracy"] == pytest.approx(right / len(annotated))  # 5 of 7: r4 and r6 are wrong
+    assert summary["n"] == len(gold) == 7
+    assert summary["accuracy"] == pytest.approx(5 / 7)  # r5 and r6 were corrected
     assert summary["records"]["gold_skipped"] == 3  # cancelled, never annotated (twice)
-    assert summary["per_label"]['Q&A <"it\'s">']["support"] == 1
-    assert summary["confusion_matrix"]["labels"] == sorted({g for *_, g, _ in annotated} | {t[1] for t in annotated})
+    assert sum(row["support"] for row in summary["per_label"].values()) == 7
