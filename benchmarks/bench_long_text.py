@@ -93,25 +93,29 @@ def speed(clf: ZeroShotClassifier, docs: list[str], long_text: str) -> float:
 
 
 def run_long(args: argparse.Namespace) -> None:
-    data: dict[str, Any] = {"environment": environment(args.threads), "items": args.items, "documents": args.docs}
-    lines = [f"# Long documents: truncate against chunk (AG News, {args.items} items per document)", ""]
     for kind, path, n in (("embedding", args.bundle, args.docs), ("nli", args.nli_bundle, args.nli_docs)):
-        if path is None:
-            continue
-        clf = ZeroShotClassifier.from_pretrained(path, threads=args.threads)
-        entry: dict[str, Any] = {"bundle": str(path), "variant": clf.variant, "max_length": clf.max_length}
-        for name, other in (("one class", False), ("other opening", True)):
-            docs, gold = documents(n, args.items, other)
-            entry[name] = accuracies(clf, docs, gold)
-        docs, _ = documents(n, args.items, False)
-        entry["texts_per_s"] = {mode: speed(clf, docs, mode) for mode in ("truncate", "chunk")}
-        entry["seconds_per_document"] = {
-            items: 1 / speed(clf, documents(min(n, 40), items, False)[0], "chunk")
-            for items in sorted({1, 2, 4, 8, args.items})
-        }
-        data[kind] = entry
-        lines += _table(kind, entry, n)
-    write_results("long_text", data, "\n".join(lines), args.results_dir or machine_results_dir("long-text"))
+        if path is not None:
+            _run_long_kind(args, kind, path, n)
+
+
+def _run_long_kind(args: argparse.Namespace, kind: str, path: Path, n: int) -> None:
+    """One bundle's long-document tables, written as long_text_<kind>.{json,md}."""
+    data: dict[str, Any] = {"environment": environment(args.threads), "items": args.items}
+    lines = [f"# Long documents: truncate against chunk (AG News, {args.items} items per document)", ""]
+    clf = ZeroShotClassifier.from_pretrained(path, threads=args.threads)
+    entry: dict[str, Any] = {"bundle": str(path), "variant": clf.variant, "max_length": clf.max_length}
+    for name, other in (("one class", False), ("other opening", True)):
+        docs, gold = documents(n, args.items, other)
+        entry[name] = accuracies(clf, docs, gold)
+    docs, _ = documents(n, args.items, False)
+    entry["texts_per_s"] = {mode: speed(clf, docs, mode) for mode in ("truncate", "chunk")}
+    entry["seconds_per_document"] = {
+        items: 1 / speed(clf, documents(min(n, 40), items, False)[0], "chunk")
+        for items in sorted({1, 2, 4, 8, args.items})
+    }
+    data[kind] = entry
+    lines += _table(kind, entry, n)
+    write_results(f"long_text_{kind}", data, "\n".join(lines), args.results_dir or machine_results_dir("long-text"))
 
 
 def _table(kind: str, entry: dict[str, Any], n: int) -> list[str]:
@@ -132,7 +136,8 @@ def run_label_sets(args: argparse.Namespace) -> None:
     sets = [rng.sample(AG_LABELS, 4) + rng.sample(DISTRACTORS, 2) for _ in texts]
     data: dict[str, Any] = {"environment": environment(args.threads), "texts": len(texts)}
     lines = ["# One label set per record: one call against a loop of single calls", "",
-             "| bundle | one call, texts/s | loop, texts/s | speed-up | same results |", "|---|---|---|---|---|"]
+             "| bundle | one call, texts/s | loop, texts/s | speed-up | bit-identical | max score diff | same top label |",
+             "|---|---|---|---|---|---|---|"]
     for kind, path in (("embedding", args.bundle), ("nli", args.nli_bundle)):
         if path is None:
             continue
@@ -145,10 +150,13 @@ def run_label_sets(args: argparse.Namespace) -> None:
         alone = [clf(t, s, hypothesis_template=AG_TEMPLATE) for t, s in zip(texts, sets)]
         loop = time.perf_counter() - start
         same = together == alone
+        diff = max(abs(a - b) for t, s in zip(together, alone) for a, b in zip(t["scores"], s["scores"]))
+        tops = sum(t["labels"][0] == s["labels"][0] for t, s in zip(together, alone)) / len(texts)
         data[kind] = {"bundle": str(path), "variant": clf.variant, "one_call_texts_per_s": len(texts) / one_call,
-                      "loop_texts_per_s": len(texts) / loop, "same_results": same}
+                      "loop_texts_per_s": len(texts) / loop, "same_results": same, "max_abs_score_diff": diff,
+                      "same_top_label": tops}
         lines.append(f"| {kind} ({clf.variant}) | {len(texts) / one_call:.1f} | {len(texts) / loop:.1f} | "
-                     f"{loop / one_call:.2f}x | {'yes' if same else 'NO'} |")
+                     f"{loop / one_call:.2f}x | {'yes' if same else 'no'} | {diff:.2g} | {tops:.4f} |")
     write_results("label_sets", data, "\n".join(lines), args.results_dir or machine_results_dir("long-text"))
 
 

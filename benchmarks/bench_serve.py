@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import RESULTS, SHARED, ag_news, environment, write_results
+from common import RESULTS_DIR_HELP, SHARED, ag_news, environment, machine_results_dir, write_results
 
 LABELS = ["world", "sports", "business", "science and technology", "politics", "health", "entertainment",
           "education", "travel", "weather"]
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--labels", type=lambda s: [int(x) for x in s.split(",")], default=[5, 10])
     parser.add_argument("--requests", type=int, default=512, help="requests per row")
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
-    parser.add_argument("--results-dir", type=Path, default=RESULTS / "serve")
+    parser.add_argument("--results-dir", type=Path, help=RESULTS_DIR_HELP.format("serve"))
     parser.add_argument("--output", default="serve")
     args = parser.parse_args()
     if max(args.labels) > len(LABELS):
@@ -193,7 +193,8 @@ def main() -> None:
         rows += served_rows(args.bundle, args, texts, Path(workdir))
     data = {"environment": environment(args.threads), "bundle": str(args.bundle), "requests": args.requests,
             "rows": rows}
-    write_results(args.output, data, markdown(rows, args.bundle, args.requests), args.results_dir)
+    write_results(args.output, data, markdown(rows, args.bundle, args.requests),
+                  args.results_dir or machine_results_dir("serve"))
 
 
 if __name__ == "__main__":
