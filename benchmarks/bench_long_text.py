@@ -54,8 +54,8 @@ def documents(n: int, items: int, other_opening: bool, seed: int = 0) -> tuple[l
     return docs, np.array(labels)
 
 
-def window_rows(clf: ZeroShotClassifier, docs: list[str]) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Each document's window score rows (and window vectors for an embedding bundle), as chunk sees them."""
+def window_rows(clf: ZeroShotClassifier, docs: list[str]) -> list[np.ndarray]:
+    """Each document's window score rows, each window scored as an ordinary text."""
     hypotheses = [AG_TEMPLATE.format(label) for label in AG_LABELS]
     scorer = clf.scorer
     tokenizer = scorer.tokenizer
@@ -66,13 +66,11 @@ def window_rows(clf: ZeroShotClassifier, docs: list[str]) -> tuple[list[np.ndarr
         budget = scorer.max_length - tokenizer.specials - tokenizer.prompt_length(scorer.prompts.text) - 4
     windows = split_windows(tokenizer.probe, docs, budget, 16)
     scores = clf.scores(windows.texts, AG_LABELS, hypothesis_template=AG_TEMPLATE)
-    rows = [scores[k] for k in windows.rows_of(len(docs))]
-    vectors = None if clf.kind == "nli" else [clf.embed(windows.texts)[k] for k in windows.rows_of(len(docs))]
-    return rows, vectors
+    return [scores[k] for k in windows.rows_of(len(docs))]
 
 
 def accuracies(clf: ZeroShotClassifier, docs: list[str], gold: np.ndarray) -> dict[str, float]:
-    rows, _ = window_rows(clf, docs)
+    rows = window_rows(clf, docs)
     shipped = clf.scores(docs, AG_LABELS, hypothesis_template=AG_TEMPLATE, long_text="chunk")
     result = {
         "truncate": clf.scores(docs, AG_LABELS, hypothesis_template=AG_TEMPLATE).argmax(1),
