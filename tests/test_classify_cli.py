@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from zsl_onnx import ZeroShotClassifier
-from zsl_onnx.classify.cli import main
 from zsl_onnx.classify.plan import STATE_SUFFIX
+from classify_helpers import classify, exe, read_jsonl, write_jsonl
 
 LABELS = "sports,economy,politics"
 TRICKY = [
@@ -25,23 +25,6 @@ TRICKY = [
     "שלום עולם",
     "naïve façade — déjà vu",
 ]
-
-
-def classify(*args):
-    return main([str(a) for a in args])
-
-
-def exe():
-    beside = Path(sys.executable).parent / "zsl-classify"
-    return str(beside) if beside.exists() else "zsl-classify"
-
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])

@@ -13,28 +13,13 @@ from pathlib import Path
 import pytest
 
 from zsl_onnx import __version__
-from zsl_onnx.classify.cli import main, run_command
+from zsl_onnx.classify.cli import run_command
 from zsl_onnx.classify.plan import STATE_SUFFIX
+from classify_helpers import Crash, classify, read_jsonl, write_jsonl
 
 LABELS = "sports,economy,politics"
 TRICKY_LABELS = ["R&D <lab>", 'say "hi"', "it's", "a\tb"]
 TEXTS = [f"Record number {i} about {topic}." for i, topic in enumerate(["football", "markets", "elections"] * 4)]
-
-
-class Crash(BaseException):
-    """Stands for a kill: not an Exception, so nothing in the CLI handles it."""
-
-
-def classify(*args):
-    return main([str(a) for a in args])
-
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture()

@@ -3,35 +3,17 @@
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from zsl_onnx import TruncationWarning, ZeroShotClassifier
-from zsl_onnx.classify.cli import main
 from zsl_onnx.classify.plan import STATE_SUFFIX
+from classify_helpers import classify, exe, read_jsonl, write_jsonl
 
 LABELS = "sports,economy,politics"
 LONG = "The football match went on and on. " * 120  # far beyond the tiny model's 128 tokens
 SETS = [["sports", "economy"], ["politics", "weather", "music"], ["economy"], ["a", "b", "c", "d"]]
-
-
-def classify(*args):
-    return main([str(a) for a in args])
-
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-
-
-def read_jsonl(path):
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
-
-
-def exe():
-    beside = Path(sys.executable).parent / "zsl-classify"
-    return str(beside) if beside.exists() else "zsl-classify"
 
 
 # -- a label set per record -----------------------------------------------------------------

@@ -13,7 +13,6 @@ import json
 import os
 import resource
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,16 +23,12 @@ import pytest
 from zsl_onnx.classify.cli import main, run_command
 from zsl_onnx.classify.plan import MAX_LABELS, STATE_SUFFIX
 from zsl_onnx.internals import LOCK_SUFFIX, FileLock, lock_is_stale
+from classify_helpers import exe
 
 LABELS = "sports,economy,politics"
 TEXTS = [f"Record number {i} about {topic}." for i, topic in enumerate(["football", "markets", "elections"] * 2)]
 SECRET = "SECRET-7f3a-do-not-print"
 SENTINEL = f"the user's own notes, {SECRET}\n"
-
-
-def exe() -> str:
-    beside = Path(sys.executable).parent / "zsl-classify"
-    return str(beside) if beside.exists() else "zsl-classify"
 
 
 @dataclass
