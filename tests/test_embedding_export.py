@@ -442,7 +442,7 @@ def test_bench_embedding_runs_end_to_end(st_models, bert_bundle, tmp_path):
 
 
 def test_backoff_keeps_the_most_drift_per_weight_in_fp32_first():
-    from zsl_onnx_export.int8.search import by_error_per_weight as by_drift_per_weight
+    from zsl_onnx_export.int8.sensitivity import by_error_per_weight as by_drift_per_weight
 
     drift = {"ffn_in": 0.004, "value": 0.002, "key": 0.0002, "ffn_out": 0.006}
     size = {"ffn_in": 4, "value": 1, "key": 1, "ffn_out": 4}

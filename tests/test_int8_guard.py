@@ -15,10 +15,11 @@ pytest.importorskip("torch")
 from zsl_onnx_export import ExportError, export_bundle  # noqa: E402
 from zsl_onnx_export._cli import main  # noqa: E402
 from zsl_onnx_export.int8.calibration import MIN_PAIRS, builtin_calibration, load_calibration  # noqa: E402
-from zsl_onnx_export.int8.candidates import BASE_CANDIDATES  # noqa: E402
+from zsl_onnx_export.int8.candidates import BASE_CANDIDATES, RowQuantizer  # noqa: E402
 from zsl_onnx_export.int8.nli import PairRunner, search_int8  # noqa: E402
 from zsl_onnx_export.int8.rowquant import matmul_inputs, weight_matmuls  # noqa: E402
 from zsl_onnx_export.int8.search import STATIC_TOLERANCE, within_tolerance  # noqa: E402
+from zsl_onnx_export.int8.sensitivity import local_errors  # noqa: E402
 from zsl_onnx_export.int8.weights import saturation_free  # noqa: E402
 
 LABELS = ["music", "sports", "economy"]
@@ -89,7 +90,8 @@ def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_pat
     report = _search(bert_guard_inputs, tmp_path / "int8.onnx", reference=wrong, min_agreement=0.99)
     assert report.chosen is None and not (tmp_path / "int8.onnx").exists()
     nodes = weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx")))
-    assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every MatMul measured alone
+    assert sorted(n for n, _ in report.sensitivity) == sorted(nodes)  # every MatMul ranked
+    assert report.ranking == "end_to_end"  # a graph this small: each MatMul alone, through the whole graph
     excluded = [len(c.config.nodes_to_exclude) for c in report.candidates]
     bases = excluded.count(0)  # the first base is skipped if no LayerNorm output kept a calibrated scale
     assert bases in (len(BASE_CANDIDATES) - 1, len(BASE_CANDIDATES)) and excluded[:bases] == [0] * bases
@@ -110,6 +112,53 @@ def test_guard_rejects_every_candidate_that_disagrees(bert_guard_inputs, tmp_pat
     lossy = _search(bert_guard_inputs, tmp_path / "lossy.onnx", reference=wrong, min_agreement=0.99, keep_lossy=True)
     assert lossy.kept_lossy and lossy.chosen is max(lossy.candidates, key=lambda c: c.heldout_agreement)
     assert (tmp_path / "lossy.onnx").is_file()
+
+
+def test_one_shadow_pass_measures_each_matmul_as_a_candidate_computes_it(bert_guard_inputs, tmp_path):
+    """The ranking's relative output error of a MatMul equals what a candidate quantizing that
+    MatMul alone computes at its output (the first MatMul reads the same fp32 input in both)."""
+    import onnx
+
+    bundle, cal, runner, _ = bert_guard_inputs
+    model = onnx.load(str(bundle / "onnx" / "model.onnx"))
+    nodes = weight_matmuls(model)
+    quantizer = RowQuantizer(model, runner.stats(model, matmul_inputs(model, nodes), cal.ranking, tmp_path,
+                                                 external_data=False))
+    config = BASE_CANDIDATES[-1]
+
+    def probe(graph, outputs, consume):
+        runner.probe(graph, outputs, cal.ranking, tmp_path, consume, external_data=False)
+
+    errors = local_errors(quantizer, config, probe)
+    assert list(errors) == nodes and all(0 < e < 0.1 for e in errors.values())
+    first = nodes[0]
+    output = {n.name: n for n in model.graph.node}[first].output[0]
+    values = {}
+    for label, graph in (("fp32", model), ("int8", quantizer.build(config, only_nodes=[first]))):
+        rows = []
+        probe(graph, [output], lambda name, r: rows.append(r.astype(np.float64)))
+        values[label] = np.concatenate(rows)
+    expected = ((values["int8"] - values["fp32"]) ** 2).sum() / (values["fp32"] ** 2).sum()
+    assert errors[first] == pytest.approx(expected, rel=1e-4)
+
+
+def test_large_graphs_rank_in_one_pass_and_take_no_layer_norm_scales(bert_guard_inputs, tmp_path, monkeypatch):
+    import onnx
+
+    from zsl_onnx_export.int8 import search as search_module
+    from zsl_onnx_export.int8 import sensitivity
+
+    for module in (search_module, sensitivity):  # every graph counts as large
+        monkeypatch.setattr(module, "END_TO_END_RANKING_WEIGHTS", 0)
+    bundle, _, _, reference = bert_guard_inputs
+    report = _search(bert_guard_inputs, tmp_path / "int8.onnx", reference=np.roll(reference, 1, axis=1),
+                     min_agreement=0.99)
+    nodes = weight_matmuls(onnx.load(str(bundle / "onnx" / "model.onnx")))
+    assert report.ranking == "one_pass" and sorted(n for n, _ in report.sensitivity) == sorted(nodes)
+    assert report.static_base_error is None and report.static_sensitivity == []
+    assert not any(c.config.static_inputs for c in report.candidates)
+    assert "relative_output_error" in report.to_json()["most_sensitive_nodes"][0]
+    assert not list(tmp_path.glob(".guard*")), "scratch files left behind"
 
 
 def test_guard_keeps_the_first_candidate_that_passes(bert_guard_inputs, tmp_path):

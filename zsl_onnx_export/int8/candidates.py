@@ -204,6 +204,11 @@ class RowQuantizer:
         self._cache: dict[tuple[Any, ...], RowQuantWeights] = {}
         self.nodes = weight_matmuls(model)
 
+    @property
+    def model(self) -> Any:
+        """The fp32 graph (onnx.ModelProto) the candidates are built from."""
+        return self._model
+
     def build(self, config: QuantConfig, only_nodes: Sequence[str] | None = None) -> Any:
         chosen = self.nodes if only_nodes is None else list(only_nodes)
         skip = set(config.nodes_to_exclude)
@@ -223,6 +228,12 @@ class RowQuantizer:
             if read.count(a) == 1 and producer.get(a) == "LayerNormalization"
             and a in self._stats and self._stats[a].offset() is None
         ]
+
+    def weight_count(self) -> int:
+        """How many weights the weight MatMuls hold together."""
+        inits = {i.name: i for i in self._model.graph.initializer}
+        by_name = {n.name: n for n in self._model.graph.node}
+        return sum(int(np.prod(inits[by_name[n].input[1]].dims)) for n in self.nodes)
 
     def weights(self, config: QuantConfig, node: str) -> RowQuantWeights:
         """The int8 weights ``node`` gets under ``config``."""

@@ -38,13 +38,20 @@ from typing import Any
 
 import numpy as np
 
-from zsl_onnx.internals import build_hypotheses, create_session, load_embedding_scorer, read_bundle
+from zsl_onnx.internals import (
+    CPU_MAX_BATCH_TOKENS,
+    build_hypotheses,
+    cosine_matrix,
+    create_session,
+    load_embedding_scorer,
+    read_bundle,
+)
 
 from .._graph import size_with_data
 from .candidates import EMBEDDING_CANDIDATES, QuantConfig, save_model
 from .rowquant import matmul_inputs, weight_matmuls
 from .search import CandidateResult, GuardReport, Ladder, Score, search
-from .stats import ActivationStats, collect_stats
+from .stats import ActivationStats, collect_stats, run_probe
 
 __all__ = [
     "EMBEDDING_LADDER",
@@ -54,6 +61,7 @@ __all__ = [
     "expected_agreement",
     "guard_int8",
     "label_cosines",
+    "probe",
     "statistics",
 ]
 
@@ -70,7 +78,10 @@ def label_cosines(
         read_bundle(bundle_dir), model_path, label_model_path=label_model, max_length=None, providers=None,
         threads=None, session_options=None,
     )
-    return [scorer.cosines(texts, build_hypotheses(labels, template), batch_size=32) for labels in label_sets]
+    # What scorer.cosines computes, with the texts embedded once for all label sets
+    vectors = scorer.embed(texts, batch_size=32, max_tokens=CPU_MAX_BATCH_TOKENS)
+    return [cosine_matrix(vectors, scorer.label_vectors(build_hypotheses(labels, template), batch_size=32,
+                                                        max_tokens=CPU_MAX_BATCH_TOKENS)) for labels in label_sets]
 
 
 def agreement(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray]) -> tuple[float, float]:
@@ -116,21 +127,47 @@ def statistics(
 ) -> dict[str, ActivationStats]:
     """fp32 activation statistics of the MatMul inputs over texts and label hypotheses, encoded
     as the runtime encodes them (prompts included)."""
+    stats: dict[str, ActivationStats] = {}
+
+    def run(graph: Any, make_session: Callable[[Any], Any], encodings: Sequence[Any], pad_id: int) -> None:
+        stats.update(collect_stats(graph, matmul_inputs(graph, weight_matmuls(graph)), encodings,
+                                   make_session=make_session, pad_id=pad_id, batch_size=32, max_tokens=CPU_MAX_BATCH_TOKENS))
+
+    _with_probe_data(bundle_dir, source, model, texts, label_sets, template, external_data, run)
+    return stats
+
+
+def probe(
+    bundle_dir: Path, source: Path, model: Any, outputs: Sequence[str], consume: Callable[[str, np.ndarray], None], *,
+    texts: Sequence[str], label_sets: Sequence[Sequence[str]], template: str, external_data: bool,
+) -> None:
+    """Run ``model`` with ``outputs`` exposed on the statistics data (``stats.run_probe``)."""
+
+    def run(graph: Any, make_session: Callable[[Any], Any], encodings: Sequence[Any], pad_id: int) -> None:
+        run_probe(graph, outputs, encodings, consume, make_session=make_session, pad_id=pad_id,
+                  batch_size=32, max_tokens=CPU_MAX_BATCH_TOKENS)
+
+    _with_probe_data(bundle_dir, source, model, texts, label_sets, template, external_data, run)
+
+
+def _with_probe_data(
+    bundle_dir: Path, source: Path, model: Any, texts: Sequence[str], label_sets: Sequence[Sequence[str]],
+    template: str, external_data: bool, run: Callable[[Any, Callable[[Any], Any], Sequence[Any], int], None],
+) -> None:
+    """Call ``run(model, make_session, encodings, pad_id)`` with the texts and label hypotheses
+    encoded as the runtime encodes them, and sessions opened from a scratch folder."""
     scorer = load_embedding_scorer(read_bundle(bundle_dir), source, max_length=None, providers=None, threads=None,
                                    session_options=None)
     hypotheses = [h for labels in label_sets for h in build_hypotheses(labels, template)]
     encodings = scorer.tokenizer.encode(texts, scorer.prompts.text) + scorer.tokenizer.encode(hypotheses, scorer.prompts.label)
     with tempfile.TemporaryDirectory(dir=bundle_dir, prefix=".stats-") as work:
 
-        def open_probe(probe: Any) -> Any:
+        def open_probe(graph: Any) -> Any:
             path = Path(work) / "probe.onnx"
-            save_model(probe, path, external_data=external_data)
+            save_model(graph, path, external_data=external_data)
             return create_session(path)
 
-        return collect_stats(
-            model, matmul_inputs(model, weight_matmuls(model)), encodings, make_session=open_probe,
-            pad_id=scorer.tokenizer.pad_id, batch_size=32, max_tokens=None,
-        )
+        run(model, open_probe, encodings, scorer.tokenizer.pad_id)
 
 
 EMBEDDING_LADDER = Ladder(backoff_counts, bisect=False)  # the first pass is kept
@@ -180,6 +217,11 @@ class EmbeddingScorer:
         return statistics(self._bundle_dir, self._source, model, self._statistics_texts, self._label_sets,
                           self._template, self._external_data)
 
+    def probe(self, model: Any, outputs: Sequence[str], work: Path, consume: Callable[[str, np.ndarray], None]) -> None:
+        """Run ``model`` on the statistics texts and label hypotheses with ``outputs`` exposed."""
+        probe(self._bundle_dir, self._source, model, outputs, consume, texts=self._statistics_texts,
+              label_sets=self._label_sets, template=self._template, external_data=self._external_data)
+
     def score(self, path: Path) -> Score:
         cosines = label_cosines(self._bundle_dir, path, self._texts, self._label_sets, self._template,
                                 label_model=self._source)
@@ -202,7 +244,7 @@ class EmbeddingScorer:
         """Unit sentence vectors of the statistics texts through the runtime, on ``path``."""
         scorer = load_embedding_scorer(read_bundle(self._bundle_dir), path, max_length=None, providers=None,
                                        threads=None, session_options=None)
-        out = scorer.embed(self._statistics_texts, batch_size=32)
+        out = scorer.embed(self._statistics_texts, batch_size=32, max_tokens=CPU_MAX_BATCH_TOKENS)
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,9 @@ from zsl_onnx.internals import (
 
 from .calibration import CalibrationSet
 from .candidates import BASE_CANDIDATES, QuantConfig, save_model
-from .search import STATIC_TOLERANCE, CandidateResult, GuardReport, Ladder, Score, search
-from .stats import ActivationStats, collect_stats
+from .search import STATIC_TOLERANCE, CandidateResult, GuardReport, Ladder, Score, delete_graph, search
+from .sensitivity import END_TO_END, ONE_PASS
+from .stats import ActivationStats, collect_stats, run_probe
 
 __all__ = ["NLI_LADDER", "SPEED_PAIRS", "NliScorer", "PairRunner", "search_int8"]
 
@@ -103,16 +105,25 @@ class PairRunner:
         self, model: Any, activations: Sequence[str], subset: np.ndarray, work: Path, *, external_data: bool
     ) -> dict[str, ActivationStats]:
         """fp32 statistics of ``activations`` of ``model`` (onnx.ModelProto) on ``subset``."""
+        return collect_stats(
+            model, activations, self._select(subset), make_session=self._probe_session(work, external_data),
+            pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens,
+        )
 
+    def probe(self, model: Any, outputs: Sequence[str], subset: np.ndarray, work: Path,
+              consume: Callable[[str, np.ndarray], None], *, external_data: bool) -> None:
+        """Run ``model`` on ``subset`` with ``outputs`` exposed (``stats.run_probe``)."""
+        run_probe(model, outputs, self._select(subset), consume, make_session=self._probe_session(work, external_data),
+                  pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens)
+
+    def _probe_session(self, work: Path, external_data: bool) -> Callable[[Any], Any]:
         def open_probe(probe: Any) -> Any:
             path = work / "probe.onnx"
+            delete_graph(path)  # onnx appends to an existing external-data file
             save_model(probe, path, external_data=external_data)
             return create_session(path, threads=self._threads)
 
-        return collect_stats(
-            model, activations, self._select(subset), make_session=open_probe,
-            pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens,
-        )
+        return open_probe
 
 
 def doubling_to_half(nodes: int) -> list[int]:
@@ -122,6 +133,8 @@ def doubling_to_half(nodes: int) -> list[int]:
 
 
 NLI_LADDER = Ladder(doubling_to_half, bisect=True)
+# What a MatMul's sensitivity is, by how the search ranked them (see search._rank_nodes).
+_RANKING_MEASURE = {None: "error", END_TO_END: "mean_abs_logit_diff", ONE_PASS: "relative_output_error"}
 
 
 class NliFormat:
@@ -146,11 +159,13 @@ class NliFormat:
             "calibration": report.context["calibration"],
             "graph": {"weight_matmuls": report.weight_matmuls},
             "fp32": {"size": report.fp32_size},
-            "speed_measurement": f"first {SPEED_PAIRS} calibration pairs, median of interleaved passes with fp32",
+            "speed_measurement": f"chosen candidate: first {SPEED_PAIRS} calibration pairs, median of 3 interleaved passes with fp32",
             "candidates": [self.candidate_json(c) for c in report.candidates],
             "chosen": report.chosen.config.name if report.chosen else None,
             "kept_lossy": report.kept_lossy,
-            "most_sensitive_nodes": [{"node": n, "mean_abs_logit_diff": round(s, 6)} for n, s in report.sensitivity[:16]],
+            "ranking": report.ranking,
+            "most_sensitive_nodes": [{"node": n, _RANKING_MEASURE[report.ranking]: float(f"{s:.6g}")}
+                                     for n, s in report.sensitivity[:16]],
             "static_selection": None if report.static_base_error is None else {
                 "tolerance": STATIC_TOLERANCE,
                 "base_mean_abs_logit_diff": round(report.static_base_error, 6),
@@ -167,28 +182,26 @@ class NliScorer:
     rank_per_weight = False
     format = NliFormat()
 
-    def __init__(self, graph: Path, runner: PairRunner, calibration: CalibrationSet, reference: np.ndarray, *,
-                 measure_speed: bool, external_data: bool) -> None:
-        self._graph, self._runner, self._calibration, self._reference = graph, runner, calibration, reference
-        self._measure_speed, self._external_data = measure_speed, external_data
+    def __init__(self, runner: PairRunner, calibration: CalibrationSet, reference: np.ndarray, *,
+                 external_data: bool) -> None:
+        self._runner, self._calibration, self._reference = runner, calibration, reference
+        self._external_data = external_data
         self.statistics_source = f"{len(calibration.ranking)} ranking pairs"
 
     def statistics(self, model: Any, activations: Sequence[str], work: Path) -> dict[str, ActivationStats]:
         return self._runner.stats(model, activations, self._calibration.ranking, work,
                                   external_data=self._external_data)
 
+    def probe(self, model: Any, outputs: Sequence[str], work: Path, consume: Callable[[str, np.ndarray], None]) -> None:
+        self._runner.probe(model, outputs, self._calibration.ranking, work, consume, external_data=self._external_data)
+
     def score(self, path: Path) -> Score:
         logits = self._runner.logits(path)
-        speedup = None
-        if self._measure_speed:
-            fp32_speed, int8_speed = self._runner.speeds([self._graph, path], pairs=SPEED_PAIRS)
-            speedup = int8_speed / fp32_speed
         agree = np.argmax(logits, axis=1) == np.argmax(self._reference, axis=1)
         return Score(
             heldout_agreement=float(agree[self._calibration.heldout].mean()),
             measures={"ranking_agreement": float(agree[self._calibration.ranking].mean()),
                       "max_abs_logit_diff": float(np.abs(logits - self._reference).max())},
-            speedup=speedup,
         )
 
     def change_error(self, path: Path) -> float:
@@ -219,9 +232,15 @@ def search_int8(
     """The int8 search (``search``) of an NLI graph; the chosen candidate ends up at ``target``.
 
     ``reference`` holds the fp32 model's logits on all calibration pairs. ``measure_speed``
-    False skips the timed passes (tests, or exports where only fidelity matters).
+    times the chosen candidate against fp32 (interleaved passes over SPEED_PAIRS pairs); the
+    other candidates are not timed: on XLM-R large each timing took minutes.
     """
-    scorer = NliScorer(graph, runner, calibration, reference, measure_speed=measure_speed, external_data=external_data)
+    scorer = NliScorer(runner, calibration, reference, external_data=external_data)
     report = GuardReport(min_agreement, scorer.format, {"calibration": calibration.describe()}, fp32_size)
-    return search(graph, target, scorer, report, candidates=candidates, keep_lossy=keep_lossy,
-                  external_data=external_data, progress=progress)
+    search(graph, target, scorer, report, candidates=candidates, keep_lossy=keep_lossy,
+           external_data=external_data, progress=progress)
+    if measure_speed and report.chosen is not None:
+        fp32_speed, int8_speed = runner.speeds([graph, target], pairs=SPEED_PAIRS)
+        timed = replace(report.chosen, speedup=int8_speed / fp32_speed)
+        report.candidates[report.candidates.index(report.chosen)] = report.chosen = timed
+    return report

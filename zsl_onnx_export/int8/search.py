@@ -22,15 +22,19 @@ to the target.
 
 from __future__ import annotations
 
+import math
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 from .._graph import external_files, size_with_data
 from .candidates import QuantConfig, RowQuantizer, save_model
 from .rowquant import matmul_inputs, weight_matmuls
+from .sensitivity import END_TO_END, END_TO_END_RANKING_WEIGHTS, Probe, rank
 from .stats import ActivationStats
 from .weights import saturation_free
 
@@ -52,6 +56,10 @@ Progress = Callable[[str], None]
 # +2.5% and those of layers 0 and 1 by +8.4% and +5.3% (the bundle manifest's guard record,
 # benchmarks/results/int8_bundle_manifest.json).
 STATIC_TOLERANCE = 0.05
+# Graphs above END_TO_END_RANKING_WEIGHTS choose no LayerNorm scales: one whole-graph probe each
+# (24 on XLM-R large) costs more than the rest of the search, and a MatMul's own output error
+# does not stand in for it: on the fixture a calibrated scale raised the FFN input MatMul's own
+# error 2.2-2.4x in layers 0 to 4 alike, while the logits moved -0.5% to +8.4%.
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,11 @@ class Scorer(Protocol):
         """fp32 statistics of ``activations`` of ``model`` (onnx.ModelProto)."""
         ...
 
+    def probe(self, model: Any, outputs: Sequence[str], work: Path, consume: Callable[[str, Any], None]) -> None:
+        """Run ``model`` (onnx.ModelProto) on the statistics' data with ``outputs`` exposed;
+        ``consume(name, rows)`` gets each output's real token rows, batch by batch."""
+        ...
+
     def score(self, path: Path) -> Score:
         """The candidate graph at ``path`` against fp32."""
         ...
@@ -132,6 +145,7 @@ class GuardReport:
     weight_matmuls: int = 0
     candidates: list[CandidateResult] = field(default_factory=list)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # ranked, most harmful first
+    ranking: str | None = None  # how sensitivity was measured: "end_to_end" or "one_pass"
     static_base_error: float | None = None  # ranking data's error before any static_inputs
     static_sensitivity: list[tuple[str, float]] = field(default_factory=list)
     chosen: CandidateResult | None = None
@@ -174,14 +188,17 @@ def search(
         nodes = weight_matmuls(model)
         say(f"      per-row int8 over {len(nodes)} weight MatMuls; activation statistics from "
             f"{scorer.statistics_source}")
+        started = time.perf_counter()
         quantizer = RowQuantizer(model, scorer.statistics(model, matmul_inputs(model, nodes), work))
+        say(f"      statistics done in {_duration(time.perf_counter() - started)}")
         report.weight_matmuls = len(quantizer.nodes)
         attempts = _Attempts(quantizer, scorer, report, work, external_data=external_data, say=say)
         error = _ChangeError(scorer, work / "one-change.onnx", external_data)
         passed, start = _try_bases(candidates, attempts, lambda config: _choose_static_inputs(
             quantizer, config, error=error, report=report, say=say))
         if passed is None and start is not None:
-            ordered = _rank_nodes(quantizer, start, error, report, scorer.rank_per_weight, say)
+            ordered = _rank_nodes(quantizer, start, error, partial(_probe_in, scorer, work), report,
+                                  scorer.rank_per_weight, say)
             passed = _back_off(attempts, start, ordered, scorer.ladder)
         if passed is not None:
             attempts.choose(passed, target)
@@ -200,8 +217,19 @@ class _Attempts:
         self._quantizer, self._scorer, self._report, self._work = quantizer, scorer, report, work
         self._external_data, self._say = external_data, say
         self._files: dict[int, Path] = {}
+        self._seconds: list[float] = []  # how long each candidate took, for the estimates
+
+    def estimate(self, candidates: int) -> str:
+        """About how long ``candidates`` more candidates take, from those built so far."""
+        if not self._seconds:
+            return "unknown time"
+        return f"about {_duration(candidates * sum(self._seconds) / len(self._seconds))}"
+
+    def say(self, message: str) -> None:
+        self._say(message)
 
     def __call__(self, config: QuantConfig) -> CandidateResult:
+        started = time.perf_counter()
         report = self._report
         path = self._work / f"candidate-{len(report.candidates)}.onnx"
         built = self._quantizer.build(config)
@@ -218,7 +246,8 @@ class _Attempts:
         report.candidates.append(result)
         self._files[id(result)] = path
         self._prune()
-        self._say(self._scorer.summary(result, report))
+        self._seconds.append(time.perf_counter() - started)
+        self._say(f"{self._scorer.summary(result, report)} [{_duration(self._seconds[-1])}]")
         return result
 
     def choose(self, result: CandidateResult, target: Path, *, lossy: bool = False) -> None:
@@ -284,6 +313,10 @@ def _choose_static_inputs(quantizer: RowQuantizer, config: QuantConfig, error: _
     if not eligible:
         say("      no LayerNorm output can take a calibrated scale here")
         return plain
+    if quantizer.weight_count() > END_TO_END_RANKING_WEIGHTS:  # one whole-graph probe per LayerNorm output
+        say(f"      no calibrated LayerNorm scales: measuring {len(eligible)} of them end to end would take longer "
+            "than the rest of the search on a graph this size")
+        return plain
     say(f"      measuring a calibrated scale for each of {len(eligible)} LayerNorm outputs alone")
     report.static_base_error = base = error(quantizer.build(plain))
     report.static_sensitivity = [(a, error(quantizer.build(replace(plain, static_inputs=(a,))))) for a in eligible]
@@ -300,41 +333,49 @@ def within_tolerance(
     return tuple(a for a, err in sensitivity if err <= base * (1.0 + tolerance))
 
 
-def _rank_nodes(quantizer: RowQuantizer, config: QuantConfig, error: _ChangeError, report: GuardReport,
-                per_weight: bool, say: Progress) -> list[str]:
-    """Quantize each MatMul alone; most harmful first (ties keep graph order)."""
-    say(f"      no base candidate passed; measuring each of {len(quantizer.nodes)} MatMuls alone ({config.name})")
-    errors = {node: error(quantizer.build(config, only_nodes=[node])) for node in quantizer.nodes}
+def _rank_nodes(quantizer: RowQuantizer, config: QuantConfig, error: _ChangeError, probe: Probe,
+                report: GuardReport, per_weight: bool, say: Progress) -> list[str]:
+    """Most harmful first (``sensitivity.rank``), recorded in the report."""
+    say(f"      no base candidate passed; ranking the {len(quantizer.nodes)} MatMuls ({config.name})")
+    started = time.perf_counter()
+    report.sensitivity, report.ranking = rank(quantizer, config, alone=error, probe=probe, per_weight=per_weight)
     error.clean()
-    sizes = {node: quantizer.weights(config, node).levels.size if per_weight else 1 for node in quantizer.nodes}
-    ordered = by_error_per_weight(errors, sizes)
-    report.sensitivity = [(node, errors[node]) for node in ordered]
-    return ordered
+    say(f"      ranked {'end to end, each alone' if report.ranking == END_TO_END else 'in one pass'} "
+        f"in {_duration(time.perf_counter() - started)}")
+    return [node for node, _ in report.sensitivity]
 
 
-def by_error_per_weight(error: Mapping[str, float], size: Mapping[str, int]) -> list[str]:
-    """Node names, most error per weight first (ties keep the given order)."""
-    return sorted(error, key=lambda node: -error[node] / size[node])
+def _probe_in(scorer: Scorer, work: Path, model: Any, outputs: Sequence[str], consume: Callable[[str, Any], None]) -> None:
+    scorer.probe(model, outputs, work, consume)
 
 
-def _back_off(attempt: Callable[[QuantConfig], CandidateResult], start: QuantConfig,
-              ordered: Sequence[str], ladder: Ladder) -> CandidateResult | None:
+def _back_off(attempts: _Attempts, start: QuantConfig, ordered: Sequence[str], ladder: Ladder) -> CandidateResult | None:
     """Keep more of the most harmful MatMuls in fp32, along ``ladder``, until a candidate
     passes; with ``ladder.bisect``, then the fewest fp32 MatMuls that still pass. None if none."""
+    counts = ladder.counts(len(ordered))
+    bisection = math.ceil(math.log2(max(counts))) if ladder.bisect and counts else 0
+    attempts.say(f"      back-off: up to {len(counts)} candidates" + (f" and {bisection} to bisect" if bisection else "")
+                 + f", {attempts.estimate(len(counts) + bisection)} at most")
     failed = 0
-    for count in ladder.counts(len(ordered)):
-        result = attempt(start.excluding(ordered[:count]))
+    for count in counts:
+        result = attempts(start.excluding(ordered[:count]))
         if result.passed:
             if not ladder.bisect:
                 return result
             low, high, best = failed, count, result  # bisect between the last failure and here
+            attempts.say(f"      bisecting between {low} and {high} fp32 MatMuls: "
+                         f"{attempts.estimate(math.ceil(math.log2(max(high - low, 1))))}")
             while high - low > 1:
                 middle = (low + high) // 2
-                trial = attempt(start.excluding(ordered[:middle]))
+                trial = attempts(start.excluding(ordered[:middle]))
                 low, high, best = (low, middle, trial) if trial.passed else (middle, high, best)
             return best
         failed = count
     return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
 def delete_graph(path: Path) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from zsl_onnx.internals import Batch, run_encodings
 
-__all__ = ["ActivationStats", "collect_stats"]
+__all__ = ["ActivationStats", "collect_stats", "run_probe"]
 
 
 @dataclass
@@ -57,32 +57,35 @@ class ActivationStats:
         return peak, gram
 
 
-def collect_stats(
+def run_probe(
     model: Any,
-    activations: Sequence[str],
+    outputs: Sequence[str],
     encodings: Sequence[Any],
+    consume: Callable[[str, np.ndarray], None],
     *,
     make_session: Callable[[Any], Any],
     pad_id: int,
     batch_size: int,
     max_tokens: int | None,
-) -> dict[str, ActivationStats]:
-    """Run ``model`` (onnx.ModelProto) on ``encodings``; statistics of each named activation.
+) -> None:
+    """Run ``model`` (onnx.ModelProto) on ``encodings`` with ``outputs`` exposed, through the
+    runtime's inference loop; ``consume(name, rows)`` gets each output's real token rows
+    (padding left out) batch by batch, so nothing grows with the data.
 
     ``make_session`` opens an onnxruntime session on a ModelProto (the graph with the
-    activations added as outputs).
+    outputs added).
     """
     import onnx
 
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
-    outputs = {o.name for o in probe.graph.output}
-    for name in activations:
-        if name not in outputs:
+    exposed = {o.name for o in probe.graph.output}
+    for name in outputs:
+        if name not in exposed:
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = make_session(probe)
+    del probe
     inputs = {i.name for i in session.get_inputs()}
-    stats: dict[str, ActivationStats] = {}
 
     def run(batch: Batch) -> np.ndarray:
         feed = {
@@ -94,16 +97,36 @@ def collect_stats(
             )
             if name in inputs
         }
-        values = session.run(list(activations), feed)
         real = batch.attention_mask.astype(bool)
-        for name, value in zip(activations, values):
+        for name, value in zip(outputs, session.run(list(outputs), feed)):
             # [rows, tokens, K] with padding, or already one token per row (head-token layers)
-            rows = value[real] if value.ndim == 3 and value.shape[:2] == real.shape else value.reshape(-1, value.shape[-1])
-            if name not in stats:
-                k = rows.shape[-1]
-                stats[name] = ActivationStats(np.zeros(k), np.zeros((k, k)))
-            stats[name].add(rows)
+            consume(name, value[real] if value.ndim == 3 and value.shape[:2] == real.shape
+                    else value.reshape(-1, value.shape[-1]))
         return np.zeros((len(batch.positions), 1), dtype=np.float32)
 
     run_encodings(encodings, run, batch_size=batch_size, pad_id=pad_id, max_tokens=max_tokens)
+
+
+def collect_stats(
+    model: Any,
+    activations: Sequence[str],
+    encodings: Sequence[Any],
+    *,
+    make_session: Callable[[Any], Any],
+    pad_id: int,
+    batch_size: int,
+    max_tokens: int | None,
+) -> dict[str, ActivationStats]:
+    """Statistics of each named activation of ``model`` (onnx.ModelProto) on ``encodings``
+    (``run_probe`` does the running)."""
+    stats: dict[str, ActivationStats] = {}
+
+    def add(name: str, rows: np.ndarray) -> None:
+        if name not in stats:
+            k = rows.shape[-1]
+            stats[name] = ActivationStats(np.zeros(k), np.zeros((k, k)))
+        stats[name].add(rows)
+
+    run_probe(model, activations, encodings, add, make_session=make_session, pad_id=pad_id,
+              batch_size=batch_size, max_tokens=max_tokens)
     return stats
