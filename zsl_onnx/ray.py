@@ -54,7 +54,8 @@ class ZeroShotMapper:
     ``labels`` may be None only for :meth:`classify` calls that name the labels (zsl-classify
     ``--labels-field`` sends each chunk with one label set per text). ``threads`` is ONNX
     Runtime's intra-op threads in this actor: give the actor as many CPUs (``num_cpus=threads``
-    in ``map_batches``) so Ray places ``node CPUs // threads`` actors per node. The input batch is never modified; a copy with the new columns is returned.
+    in ``map_batches``) so Ray places ``node CPUs // threads`` actors per node. The input batch
+    is never modified; a copy with the new columns is returned.
     """
 
     def __init__(
