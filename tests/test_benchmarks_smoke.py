@@ -157,3 +157,26 @@ def test_bench_serve_measures_every_mode(tmp_path: Path) -> None:
                      ("zsl-serve, dynamic batching", 1), ("zsl-serve, dynamic batching", 4),
                      ("zsl-serve, batching off", 1), ("zsl-serve, batching off", 4)}
     assert all(row["requests_per_s"] > 0 for row in result["rows"]) and result["environment"]["cpu"]
+
+
+def test_bench_long_text_aggregation_combines_one_scoring_of_the_windows(tmp_path: Path) -> None:
+    from embedding_models import build_sentence_transformer
+    from zsl_onnx_export import export_bundle
+
+    source = build_sentence_transformer("bert", tmp_path / "st")
+    export_bundle(source, tmp_path / "embedding")
+    nli = Path(__file__).resolve().parent / "data" / "tiny-bert"  # 128 tokens: 6 items make several windows
+    run_script("bench_long_text.py", "aggregation", "--bundle", tmp_path / "embedding", "--nli-bundle", nli,
+               "--items", 6, "--docs", 3, "--nli-docs", 3, "--threads", 1, "--results-dir", tmp_path)
+    for kind, single, multi in (("embedding", "mean of window vectors", "mean of window vectors"),
+                                ("nli", "mean of window scores", "max of window scores")):
+        entry = json.loads((tmp_path / f"aggregation_{kind}.json").read_text())[kind]
+        assert set(entry["windows_per_document"]) == {"one class", "other opening", "A then B", "B then A"}
+        assert all(counts["min"] > 1 for counts in entry["windows_per_document"].values())
+        assert entry["shipped_check_max_abs_diff"] < 1e-5  # the marked combination is long_text="chunk" itself
+        rows = entry["single_label"]["one class"]
+        assert f"{single} (shipped)" in rows and {"truncate", "first window", "max of window scores"} <= set(rows)
+        for pairs in entry["multi_label"].values():
+            assert f"{multi} (shipped)" in pairs
+            assert all(0 <= v["exact_top2"] <= v["top2_recall"] <= 1 for v in pairs.values())
+        assert (tmp_path / f"aggregation_{kind}.md").read_text().count("(shipped)") == 2

@@ -97,14 +97,11 @@ def test_bad_label_sets_are_bad_records(bert_bundle, tmp_path, capsys):
     assert len(read_jsonl(out)) == 2
 
 
-def test_labels_field_excludes_fixed_labels_and_ray(bert_bundle, tmp_path, capsys):
+def test_labels_field_excludes_fixed_labels_and_a_label_config_up_front(bert_bundle, tmp_path, capsys):
     write_jsonl(tmp_path / "in.jsonl", [{"text": "x", "l": ["a"]}])
     with pytest.raises(SystemExit):
         classify(bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--labels", "a", "--labels-field", "l")
     assert "not allowed with argument" in capsys.readouterr().err
-    assert classify(bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "o.jsonl", "--labels-field", "l",
-                    "--ray") == 1
-    assert "--labels-field does not run on --ray" in capsys.readouterr().err
     assert classify(bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "o.json", "--labels-field", "l",
                     "--label-config") == 1
     assert "--label-config needs the labels up front" in capsys.readouterr().err

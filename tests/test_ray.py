@@ -253,3 +253,76 @@ def test_chunk_pool_counts_truncation_and_passes_long_text_on(ray_cluster, bert_
             warnings.simplefilter("ignore", TruncationWarning)  # the call the pool's results are checked against
             expected = clf([long, "short"], LABELS, **options)
         assert [r["scores"] for r in results] == [e["scores"] for e in expected]
+
+
+# -- a label set per record (--labels-field) on Ray -------------------------------------------
+
+LABEL_SETS = [["sports", "economy"], ["politics", "weather", "music"], ["economy"], ["a", "b", "c", "d"]]
+BAD_LABEL_SETS = {3: None, 7: [], 9: ["sports", "sports"], 12: 5, 14: "[not json"}  # None: the field is missing
+
+
+def labelled_corpus(path: Path, n: int, bad: dict[int, object]) -> None:
+    """JSONL whose records name their own labels (lists or comma strings), some of them bad."""
+    records = []
+    for i in range(n):
+        labels = LABEL_SETS[i % len(LABEL_SETS)]
+        record = {"id": i, "text": f"{TEXTS[i % len(TEXTS)]} ({i})", "l": labels if i % 2 else ", ".join(labels)}
+        if i in bad:
+            record.pop("l") if bad[i] is None else record.update(l=bad[i])
+        records.append(json.dumps(record, ensure_ascii=False))
+    path.write_text("\n".join(records) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("fmt, name, sidecar, flags", [
+    ("label-studio", "out.json", ".label-config.xml", []),
+    ("argilla", "out.jsonl", ".argilla-settings.json", ["--multi-label", "--threshold", 0.4]),
+])
+def test_labels_field_on_ray_writes_the_local_run_bytes_rejects_and_sidecars(ray_cluster, bert_bundle, tmp_path,
+                                                                            capsys, fmt, name, sidecar, flags):
+    labelled_corpus(tmp_path / "in.jsonl", 18, BAD_LABEL_SETS)
+    common = ["--labels-field", "l", "--format", fmt, "--variant", "fp32", "--flush-every", 4, "--skip-invalid", *flags]
+    (tmp_path / "local").mkdir(), (tmp_path / "ray").mkdir()
+    local_err = classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "local" / name, *common)
+    ray_err = classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray" / name, *common,
+                       "--ray", "--workers", 2)
+    for suffix in ("", sidecar, ".rejects.jsonl"):
+        local = (tmp_path / "local" / (name + suffix)).read_text(encoding="utf-8")
+        assert (tmp_path / "ray" / (name + suffix)).read_text(encoding="utf-8").replace("/ray/", "/local/") == local
+    rejects = [json.loads(line) for line in (tmp_path / "ray" / (name + ".rejects.jsonl")).read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [i + 1 for i in sorted(BAD_LABEL_SETS)]
+    assert "13 classified, 5 rejected" in ray_err
+    assert all(label in (tmp_path / "ray" / (name + sidecar)).read_text(encoding="utf-8")
+               for labels in LABEL_SETS for label in labels)  # every label seen, from every chunk and actor
+    assert ray_err[ray_err.index("records:"):].replace("/ray/", "/local/") == local_err[local_err.index("records:"):]
+
+
+def test_a_bad_label_set_on_ray_stops_the_run_like_a_local_one_and_resumes(ray_cluster, bert_bundle, tmp_path, capsys):
+    from zsl_onnx.classify.cli import main
+
+    labelled_corpus(tmp_path / "in.jsonl", 12, {6: ["a", "a"]})
+    common = ["--labels-field", "l", "--variant", "fp32", "--flush-every", 4, "--threads", 1]
+    messages = []
+    for where, ray_flags in (("local", []), ("ray", ["--ray", "--workers", 2])):
+        assert main([str(a) for a in (bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / f"{where}.jsonl", *common,
+                                      *ray_flags)]) == 1
+        err = capsys.readouterr().err
+        messages.append(err[err.index("in.jsonl:7:"):].splitlines()[0].replace(where, "X"))
+    assert messages[1].startswith("in.jsonl:7: candidate label 'a' appears twice in labels field 'l'")
+    assert messages[0] == messages[1]
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert len((tmp_path / "ray.jsonl").read_text().splitlines()) == 6  # the records before it
+    labelled_corpus(tmp_path / "in.jsonl", 12, {})
+    classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "ray.jsonl", *common, "--resume",
+             "--ray", "--workers", 2)
+    classify(capsys, bert_bundle, tmp_path / "in.jsonl", "-o", tmp_path / "local.jsonl", *common, "--resume")
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert len((tmp_path / "ray.jsonl").read_text().splitlines()) == 12
+
+
+def test_a_mapper_without_labels_classifies_the_label_sets_it_is_given(bert_bundle):
+    mapper = zray.ZeroShotMapper(bert_bundle, None, variant="fp32")
+    texts = TEXTS[:len(LABEL_SETS)]
+    clf = ZeroShotClassifier.from_pretrained(bert_bundle, variant="fp32")
+    assert mapper.classify_counted(texts, LABEL_SETS) == [{**r, DROPPED: 0} for r in clf(texts, LABEL_SETS)]
+    with pytest.raises(InvalidInputError, match="built without labels"):
+        mapper({"text": np.array(texts)})

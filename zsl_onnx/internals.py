@@ -11,6 +11,7 @@ from ._batching import Batch, make_batches
 from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, read_json, sha256_file
 from ._manifest import EMBEDDING_MANIFEST_VERSION
 from ._embedding import EmbeddingScorer, load_embedding_scorer
+from ._embedding import _pool_windows as pool_windows
 from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
 from ._classifier import CPU_MAX_BATCH_TOKENS, DEFAULT_BATCH_SIZE
 from ._classifier import _local_dir as local_bundle_dir
@@ -22,10 +23,11 @@ from ._nli import NliScorer
 from ._paths import read_bundle_json, same_file
 from ._scorer import LoadOptions, Scorer
 from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
+from ._postprocess import label_scores
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._session import LogitsSession, check_threads, create_session
 from ._tokenization import PairTokenizer, resolve_max_length
-from ._windows import split_windows
+from ._windows import Windows, combine_rows, split_windows
 
 __all__ = [
     "CPU_MAX_BATCH_TOKENS",
@@ -48,13 +50,16 @@ __all__ = [
     "PairTokenizer",
     "PoolingConfig",
     "Scoring",
+    "Windows",
     "RunBatch",
     "build_hypotheses",
     "check_threads",
+    "combine_rows",
     "cosine_matrix",
     "create_session",
     "fetch_matching",
     "is_blank",
+    "label_scores",
     "load_embedding_scorer",
     "local_bundle_dir",
     "lock_is_stale",
@@ -62,6 +67,7 @@ __all__ = [
     "modes_from_sentence_transformers",
     "parse_labels",
     "pool",
+    "pool_windows",
     "read_bundle",
     "read_bundle_json",
     "read_json",

@@ -51,15 +51,17 @@ class ZeroShotMapper:
     """Adds zsl-classify's fields to a Ray Data batch (pandas DataFrame or dict of numpy arrays).
 
     ``model`` is a bundle directory every node can read (shared storage) or a Hub repo id.
-    ``threads`` is ONNX Runtime's intra-op threads in this actor: give the actor as many CPUs
-    (``num_cpus=threads`` in ``map_batches``) so Ray places ``node CPUs // threads`` actors
-    per node. The input batch is never modified; a copy with the new columns is returned.
+    ``labels`` may be None only for :meth:`classify` calls that name the labels (zsl-classify
+    ``--labels-field`` sends each chunk with one label set per text). ``threads`` is ONNX
+    Runtime's intra-op threads in this actor: give the actor as many CPUs (``num_cpus=threads``
+    in ``map_batches``) so Ray places ``node CPUs // threads`` actors per node. The input batch
+    is never modified; a copy with the new columns is returned.
     """
 
     def __init__(
         self,
         model: str | Path,
-        labels: str | Sequence[str],
+        labels: str | Sequence[str] | None,
         *,
         text_column: str = "text",
         hypothesis_template: str | None = None,
@@ -77,7 +79,7 @@ class ZeroShotMapper:
     ) -> None:
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise InvalidInputError(f"threshold must be between 0 and 1, not {threshold}.")
-        self.labels = parse_labels(labels)
+        self.labels = None if labels is None else parse_labels(labels)
         self.text_column = text_column
         self.multi_label = multi_label
         self.threshold = threshold
@@ -92,29 +94,41 @@ class ZeroShotMapper:
             revision=revision, local_files_only=local_files_only,
         )
         self.hypothesis_template = hypothesis_template or self.classifier.hypothesis_template
-        build_hypotheses(self.labels, self.hypothesis_template)  # a bad template fails at start, not per batch
+        build_hypotheses(self.labels or ["label"], self.hypothesis_template)  # a bad template fails at start, not per batch
 
     def describe(self) -> dict[str, str]:
         """What the driver needs to know about the loaded model (it does not load one itself)."""
         return {"variant": self.classifier.variant, "hypothesis_template": self.hypothesis_template,
                 "max_length": str(self.classifier.max_length)}
 
-    def classify(self, texts: list[str]) -> list[dict[str, Any]]:
-        """The classifier's ranked results for ``texts``, exactly as a local call returns them."""
+    def classify(self, texts: list[str], label_sets: list[list[str]] | None = None) -> list[dict[str, Any]]:
+        """The classifier's ranked results for ``texts``, exactly as a local call returns them:
+        against ``labels``, or against ``label_sets``, one label list per text."""
         if not texts:
             return []
+        labels = self._labels_for(label_sets)
         return self.classifier(
-            texts, self.labels, hypothesis_template=self.hypothesis_template,
+            texts, labels, hypothesis_template=self.hypothesis_template,
             multi_label=self.multi_label, batch_size=self.batch_size, **self.long_text,
         )
 
-    def classify_counted(self, texts: list[str]) -> list[dict[str, Any]]:
+    def classify_counted(self, texts: list[str], label_sets: list[list[str]] | None = None) -> list[dict[str, Any]]:
         """``classify``, each result with the tokens truncation left unread (``DROPPED``): what
         ``zsl-classify --ray`` counts. The warning is caught in the actor, never logged."""
-        return classify_counting(lambda batch, _labels: self.classify(batch), texts, self.labels)
+        if label_sets is None:  # a subclass that overrides classify(texts) keeps working
+            return classify_counting(lambda batch, _labels: self.classify(batch), texts, ())
+        return classify_counting(lambda batch, sets: self.classify(batch, sets), texts, label_sets)
+
+    def _labels_for(self, label_sets: list[list[str]] | None) -> list[str] | list[list[str]]:
+        if label_sets is not None:
+            return label_sets
+        if self.labels is None:
+            raise InvalidInputError("This ZeroShotMapper was built without labels; pass them to classify().")
+        return self.labels
 
     def __call__(self, batch: Any) -> Any:
         texts = self._texts(batch)
+        labels = self._labels_for(None)
         results = self.classify(texts)
         for i, result in enumerate(results):
             if not np.isfinite(result["scores"]).all():
@@ -131,7 +145,7 @@ class ZeroShotMapper:
             return out
         out = dict(batch)
         for name, values in columns.items():
-            out[name] = _numpy_column(name[len(self.field_prefix):], values, len(self.labels))
+            out[name] = _numpy_column(name[len(self.field_prefix):], values, len(labels))
         return out
 
     def _texts(self, batch: Any) -> list[str]:
@@ -258,15 +272,21 @@ class ChunkPool:
             self.close()
             raise
 
-    def map(self, chunks: Iterable[T], texts: Callable[[T], list[str]]) -> Iterator[tuple[T, list[dict[str, Any]]]]:
-        """Yield ``(chunk, results)`` in the order of ``chunks``."""
+    def map(self, chunks: Iterable[T], texts: Callable[[T], list[str]],
+            label_sets: Callable[[T], list[list[str]]] | None = None) -> Iterator[tuple[T, list[dict[str, Any]]]]:
+        """Yield ``(chunk, results)`` in the order of ``chunks``.
+
+        With ``label_sets`` each chunk's task carries one label list per text (the records'
+        own labels travel with them); otherwise the actors use the labels they were built with.
+        """
         pending: deque[tuple[T, int, Any]] = deque()
         for chunk in chunks:
             if len(pending) >= 2 * len(self._actors):
                 yield self._collect(pending)
             i = self._load.index(min(self._load))
             self._load[i] += 1
-            pending.append((chunk, i, self._actors[i].classify_counted.remote(texts(chunk))))
+            task = (texts(chunk),) if label_sets is None else (texts(chunk), label_sets(chunk))
+            pending.append((chunk, i, self._actors[i].classify_counted.remote(*task)))
         while pending:
             yield self._collect(pending)
 

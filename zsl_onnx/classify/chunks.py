@@ -70,9 +70,14 @@ class LocalChunks:
 
 
 class RayChunks:
-    """Classifies chunks on Ray actors started here (they load the model); close() stops them."""
+    """Classifies chunks on Ray actors started here (they load the model); close() stops them.
 
-    def __init__(self, options: ClassifyOptions, labels: list[str]) -> None:
+    With ``label_sets`` (``--labels-field``) each chunk's task carries the label list of each
+    of its texts, so an actor makes the one call :class:`LocalChunks` makes.
+    """
+
+    def __init__(self, options: ClassifyOptions, labels: list[str],
+                 label_sets: Callable[[Any], list[list[str]]] | None = None) -> None:
         from zsl_onnx.ray import ChunkPool, connect, require_ray
 
         ray = require_ray()
@@ -81,7 +86,7 @@ class RayChunks:
         self._disconnect = connect(None if options.ray == LOCAL_CLUSTER else options.ray)
         try:
             workers = options.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-            mapper = {"model": str(options.model), "labels": labels, "hypothesis_template": options.template,
+            mapper = {"model": str(options.model), "labels": labels or None, "hypothesis_template": options.template,
                       "multi_label": options.multi_label, "batch_size": options.batch_size,
                       "variant": options.variant, "max_length": options.max_length,
                       "local_files_only": options.offline, "long_text": options.long_text,
@@ -93,9 +98,10 @@ class RayChunks:
         self.variant = self._pool.info["variant"]
         self.max_length = int(self._pool.info["max_length"])
         self.hypothesis_template = self._pool.info["hypothesis_template"]
+        self._label_sets = label_sets
 
     def map(self, chunks: Iterable[T], texts: Callable[[T], list[str]]) -> Iterator[tuple[T, list[dict[str, Any]]]]:
-        return self._pool.map(chunks, texts)
+        return self._pool.map(chunks, texts, self._label_sets)
 
     def close(self) -> None:
         try:

@@ -194,8 +194,6 @@ def _check_long_text_and_label_sets(options: ClassifyOptions) -> None:
     """--long-text, --max-windows and --labels-field: combinations that cannot work."""
     if options.max_windows is not None and (options.long_text != "chunk" or options.max_windows < 1):
         raise InvalidInputError("--max-windows needs --long-text chunk and a count of at least 1.")
-    if options.labels_field is not None and options.ray is not None:
-        raise InvalidInputError("--labels-field does not run on --ray yet; run without --ray.")
     if options.labels_field is not None and options.label_config:
         raise InvalidInputError("--label-config needs the labels up front (--labels or --labels-file); with "
                                 "--labels-field the config is written beside the output when the run completes.")

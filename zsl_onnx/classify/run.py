@@ -91,15 +91,16 @@ def _complete(options: ClassifyOptions, plan: Plan, files: Files) -> None:
 
 def _load(options: ClassifyOptions, plan: Plan) -> tuple[ChunkClassifier, dict[str, Any]]:
     """The model, here or (--ray) on actors that have loaded it; and the settings of the run."""
+    label_sets = None if options.labels_field is None else _label_sets
     if options.ray is not None:
-        clf: ChunkClassifier = RayChunks(options, plan.labels)
+        clf: ChunkClassifier = RayChunks(options, plan.labels, label_sets)
     else:
         model = ZeroShotClassifier.from_pretrained(
             options.model, variant=options.variant, threads=options.threads, max_length=options.max_length,
             local_files_only=options.offline,
         )
         clf = LocalChunks(model, plan.labels, options.template, options.multi_label, options.batch_size,
-                          options.long_text, options.max_windows, None if options.labels_field is None else _label_sets)
+                          options.long_text, options.max_windows, label_sets)
     try:
         build_hypotheses(plan.labels or ["label"], clf.hypothesis_template)  # a bad template fails now, not after opening files
     except BaseException:
