@@ -283,7 +283,8 @@ def markdown(name: str, data: dict[str, Any]) -> str:
     if guard["int8"]:
         out.append(f"Guard: kept int8 {guard['chosen']!r}, agreement {guard['agreement']:.2%} on "
                    f"{guard['heldout_pairs']} held-out pairs (min {guard['min_agreement']:.0%}), "
-                   f"speed {guard['speedup_vs_fp32']}x fp32, {guard['fp32_nodes']} MatMuls left in fp32.")
+                   + ("" if guard["speedup_vs_fp32"] is None else f"speed {guard['speedup_vs_fp32']}x fp32, ")
+                   + f"{guard['fp32_nodes']} MatMuls left in fp32.")
     elif export["returncode"] != 0:
         out.append(f"Guard: no outcome, the export failed ({len(guard['candidates_tried'])} candidates tried).")
     else:
