@@ -180,3 +180,27 @@ def test_bench_long_text_aggregation_combines_one_scoring_of_the_windows(tmp_pat
             assert f"{multi} (shipped)" in pairs
             assert all(0 <= v["exact_top2"] <= v["top2_recall"] <= 1 for v in pairs.values())
         assert (tmp_path / f"aggregation_{kind}.md").read_text().count("(shipped)") == 2
+
+
+def test_bench_replica_export_times_each_step_of_a_guarded_export(tmp_path: Path) -> None:
+    """The tiny size stands in for a replica: each step timed with its memory and disk, the bundle deleted."""
+    work = tmp_path / "work"
+    run_script("bench_replica_export.py", "--replica", "tiny-bert", "--threads", 1, "--work-dir", work,
+               "--results-dir", tmp_path)
+    result = json.loads((tmp_path / "tiny-bert.json").read_text())
+    export = result["export"]
+    assert export["returncode"] == 0 and "--min-agreement" not in result["command"]
+    steps = export["steps"]
+    assert [s["name"] for s in steps] == ["start", "load", "export", "validate", "quantize", "fp16", "write"]
+    assert all(s["end_s"] >= s["start_s"] for s in steps) and steps[-1]["end_s"] == export["seconds"]
+    assert all(s["peak_rss_kib"] > 0 for s in steps[1:])
+    assert steps[0]["end_disk_bytes"] == 0 < steps[-1]["end_disk_bytes"]  # nothing before the export; the bundle after
+    times = [line["s"] for line in export["lines"]]
+    assert times == sorted(times) and any("calibration pairs, min agreement 99.0%" in line["line"]
+                                          for line in export["lines"])  # the guard at its defaults
+    guard = result["guard"]
+    assert guard["candidates_tried"], "the guard's candidate lines should be parsed"
+    if guard["int8"]:
+        assert guard["agreement"] >= guard["min_agreement"] == 0.99
+    assert not (work / "tiny-bert" / "export").exists() and (work / "tiny-bert" / "model" / "config.json").is_file()
+    assert (tmp_path / "tiny-bert.md").read_text().startswith("Seed-size export: tiny-bert")

@@ -55,6 +55,9 @@ REPLICAS: dict[str, tuple[str, Size]] = {
     "selectra-medium": ("electra", Size(384, 12, 6, 1536, 512, 8000, 50000, 384)),
     "xlm-roberta-large": ("xlm-roberta", Size(1024, 24, 16, 4096, 512, 8000, 250002)),
     "bart-large": ("bart", Size(1024, 12, 16, 4096, 1024, 8000, 50265)),
+    "deberta-v3-large": ("deberta-v3", Size(1024, 24, 16, 4096, 512, 8000, 128100, 0, 256)),
+    # bge-m3 (and bge-m3-zeroshot-v2.0): xlm-roberta-large with 8194 position rows (8192 + 2)
+    "xlm-roberta-large-8k": ("xlm-roberta", Size(1024, 24, 16, 4096, 8192, 8000, 250002)),
 }
 
 
