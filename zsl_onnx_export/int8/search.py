@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from .._graph import external_files, size_with_data
 from .candidates import QuantConfig, RowQuantizer, save_model
 from .rowquant import matmul_inputs, weight_matmuls
-from .sensitivity import END_TO_END, END_TO_END_RANKING_WEIGHTS, Probe, rank
+from .sensitivity import END_TO_END, END_TO_END_RANKING_WEIGHTS, ONE_PASS, Probe, rank
 from .stats import ActivationStats
 from .weights import saturation_free
 
@@ -56,6 +56,7 @@ Progress = Callable[[str], None]
 # +2.5% and those of layers 0 and 1 by +8.4% and +5.3% (the bundle manifest's guard record,
 # benchmarks/results/int8_bundle_manifest.json).
 STATIC_TOLERANCE = 0.05
+COARSE_BISECTION = 2  # bisection steps after a pass, for graphs ranked in one pass
 # Graphs above END_TO_END_RANKING_WEIGHTS choose no LayerNorm scales: one whole-graph probe each
 # (24 on XLM-R large) costs more than the rest of the search, and a MatMul's own output error
 # does not stand in for it: on the fixture a calibrated scale raised the FFN input MatMul's own
@@ -199,7 +200,7 @@ def search(
         if passed is None and start is not None:
             ordered = _rank_nodes(quantizer, start, error, partial(_probe_in, scorer, work), report,
                                   scorer.rank_per_weight, say)
-            passed = _back_off(attempts, start, ordered, scorer.ladder)
+            passed = _back_off(attempts, start, ordered, scorer.ladder, coarse=report.ranking == ONE_PASS)
         if passed is not None:
             attempts.choose(passed, target)
         elif keep_lossy and report.candidates:
@@ -349,29 +350,41 @@ def _probe_in(scorer: Scorer, work: Path, model: Any, outputs: Sequence[str], co
     scorer.probe(model, outputs, work, consume)
 
 
-def _back_off(attempts: _Attempts, start: QuantConfig, ordered: Sequence[str], ladder: Ladder) -> CandidateResult | None:
+def _back_off(attempts: _Attempts, start: QuantConfig, ordered: Sequence[str], ladder: Ladder, *,
+              coarse: bool) -> CandidateResult | None:
     """Keep more of the most harmful MatMuls in fp32, along ``ladder``, until a candidate
-    passes; with ``ladder.bisect``, then the fewest fp32 MatMuls that still pass. None if none."""
+    passes; with ``ladder.bisect``, then the fewest fp32 MatMuls that still pass. None if none.
+
+    ``coarse`` (graphs ranked in one pass, where each candidate takes minutes): the ladder starts
+    at a sixteenth of the MatMuls and bisects at most COARSE_BISECTION times."""
     counts = ladder.counts(len(ordered))
-    bisection = math.ceil(math.log2(max(counts))) if ladder.bisect and counts else 0
-    attempts.say(f"      back-off: up to {len(counts)} candidates" + (f" and {bisection} to bisect" if bisection else "")
-                 + f", {attempts.estimate(len(counts) + bisection)} at most")
+    if coarse:
+        counts = [c for c in counts if c >= len(ordered) // 16] or counts[-1:]
+    steps = math.ceil(math.log2(max(counts))) if ladder.bisect and counts else 0
+    steps = min(steps, COARSE_BISECTION) if coarse else steps
+    attempts.say(f"      back-off: up to {len(counts)} candidates" + (f" and {steps} to bisect" if steps else "")
+                 + f", {attempts.estimate(len(counts) + steps)} at most")
     failed = 0
     for count in counts:
         result = attempts(start.excluding(ordered[:count]))
         if result.passed:
-            if not ladder.bisect:
-                return result
-            low, high, best = failed, count, result  # bisect between the last failure and here
-            attempts.say(f"      bisecting between {low} and {high} fp32 MatMuls: "
-                         f"{attempts.estimate(math.ceil(math.log2(max(high - low, 1))))}")
-            while high - low > 1:
-                middle = (low + high) // 2
-                trial = attempts(start.excluding(ordered[:middle]))
-                low, high, best = (low, middle, trial) if trial.passed else (middle, high, best)
-            return best
+            return _bisect(attempts, start, ordered, failed, count, result, steps) if ladder.bisect else result
         failed = count
     return None
+
+
+def _bisect(attempts: _Attempts, start: QuantConfig, ordered: Sequence[str], low: int, high: int,
+            best: CandidateResult, steps: int) -> CandidateResult:
+    """Between ``low`` fp32 MatMuls (failed) and ``high`` (passed, ``best``): the fewest that
+    pass, in at most ``steps`` candidates."""
+    attempts.say(f"      bisecting between {low} and {high} fp32 MatMuls: "
+                 f"{attempts.estimate(min(steps, math.ceil(math.log2(max(high - low, 1)))))}")
+    while high - low > 1 and steps > 0:
+        middle = (low + high) // 2
+        trial = attempts(start.excluding(ordered[:middle]))
+        low, high, best = (low, middle, trial) if trial.passed else (middle, high, best)
+        steps -= 1
+    return best
 
 
 def _duration(seconds: float) -> str:
