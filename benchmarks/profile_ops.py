@@ -51,7 +51,7 @@ def main() -> None:
     print(machine_line(environment(args.threads)))
     for variant in args.variant.split(","):
         clf = ZeroShotClassifier.from_pretrained(args.bundle, variant=variant)
-        tokenizer = clf._tokenizer  # the runtime's own pair encoding, so batches match real use
+        tokenizer = clf.scorer.tokenizer  # the runtime's own pair encoding, so batches match real use
         premises = tokenizer.encode_premises(data.premises[: args.pairs])
         hypotheses = tokenizer.encode_hypotheses(data.hypotheses[: args.pairs])
         encodings = [tokenizer.join(p, h) for p, h in zip(premises, hypotheses)]
