@@ -60,7 +60,7 @@ class BrokenModel:
 
     kind, variant, max_length, hypothesis_template, providers = "nli", "fp32", 8, "{}", ["CPUExecutionProvider"]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def scores(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail /srv/model")
 
 

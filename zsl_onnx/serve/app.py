@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -21,32 +21,17 @@ from starlette.responses import PlainTextResponse, Response
 import zsl_onnx
 from zsl_onnx import ZeroShotClassifier
 
-from .batcher import Batcher, Job, QueueFullError, Runner
+from .batcher import Batcher, Job, QueueFullError
 from .config import ServeConfig
 from .errors import ApiError, JsonResponse, install_error_handlers
 from .metrics import Metrics
 from .middleware import GuardMiddleware
-from .schemas import ClassifyRequest, EmbedRequest, merge_key, openapi_body, parse_body, texts_of
+from .runner import make_runner, merge_key
+from .schemas import ClassifyRequest, EmbedRequest, openapi_body, parse_body, work_of
 
-__all__ = ["create_app", "make_runner"]
+__all__ = ["create_app"]
 
 RETRY_AFTER_S = "1"
-
-
-def make_runner(clf: ZeroShotClassifier) -> Runner:
-    """The worker thread's job: one classifier call over merged texts, one result per text."""
-
-    def run(key: Hashable, texts: list[str]) -> list[Any]:
-        endpoint, *question = key  # type: ignore[misc]
-        if endpoint == "embed":
-            return clf.embed(texts).tolist()
-        labels, template, multi_label = question
-        labels = labels if isinstance(labels, str) else list(labels)
-        if endpoint == "classify":
-            return clf(texts, labels, hypothesis_template=template, multi_label=multi_label)
-        return clf.scores(texts, labels, hypothesis_template=template, multi_label=multi_label).tolist()
-
-    return run
 
 
 def create_app(clf: ZeroShotClassifier, config: ServeConfig) -> FastAPI:
@@ -87,8 +72,9 @@ def create_app(clf: ZeroShotClassifier, config: ServeConfig) -> FastAPI:
 def _model_routes(app: FastAPI, clf: ZeroShotClassifier, config: ServeConfig, box: dict[str, Batcher]) -> None:
     async def answer(request: Request, endpoint: str, model: type[EmbedRequest]) -> tuple[EmbedRequest, list[Any]]:
         body = parse_body(await request.body(), model, config)
+        work = work_of(endpoint, body)
         try:
-            job = box["batcher"].submit(merge_key(endpoint, body), texts_of(body))
+            job = box["batcher"].submit(merge_key(clf.kind, work), work, len(work.texts))
         except QueueFullError as exc:
             raise ApiError(503, "queue_full", f"The server is busy: {exc}; retry later.",
                            {"Retry-After": RETRY_AFTER_S}) from None
