@@ -70,6 +70,9 @@ def create_app(clf: ZeroShotClassifier, config: ServeConfig) -> FastAPI:
 
 
 def _model_routes(app: FastAPI, clf: ZeroShotClassifier, config: ServeConfig, box: dict[str, Batcher]) -> None:
+    """The model's routes. Each returns its JsonResponse itself: FastAPI would otherwise walk the
+    result through ``jsonable_encoder`` first (0.5 ms per 384-float vector, on the event loop)."""
+
     async def answer(request: Request, endpoint: str, model: type[EmbedRequest]) -> tuple[EmbedRequest, list[Any]]:
         body = parse_body(await request.body(), model, config)
         work = work_of(endpoint, body)
@@ -82,25 +85,25 @@ def _model_routes(app: FastAPI, clf: ZeroShotClassifier, config: ServeConfig, bo
 
     @app.post("/v1/classify", openapi_extra=openapi_body(ClassifyRequest),
               summary="Ranked labels per text, as the Python call returns them")
-    async def classify(request: Request) -> Any:
+    async def classify(request: Request) -> Response:
         body, results = await answer(request, "classify", ClassifyRequest)
-        return results[0] if isinstance(body.sequences, str) else results
+        return JsonResponse(results[0] if isinstance(body.sequences, str) else results)
 
     @app.post("/v1/scores", openapi_extra=openapi_body(ClassifyRequest),
               summary="Score matrix [texts, labels], labels in the order given")
-    async def scores(request: Request) -> dict[str, Any]:
+    async def scores(request: Request) -> Response:
         _, rows = await answer(request, "scores", ClassifyRequest)
-        return {"scores": rows}
+        return JsonResponse({"scores": rows})
 
     @app.post("/v1/embed", openapi_extra=openapi_body(EmbedRequest),
               summary="Sentence vectors [texts, dim] (embedding bundles)")
-    async def embed(request: Request) -> dict[str, Any]:
+    async def embed(request: Request) -> Response:
         if clf.kind != "embedding":
             raise ApiError(422, "unsupported_for_model",
                            f"/v1/embed needs an embedding bundle; this server runs an {clf.kind!r} bundle. "
                            "Use /v1/classify or /v1/scores.")
         _, rows = await answer(request, "embed", EmbedRequest)
-        return {"embeddings": rows}
+        return JsonResponse({"embeddings": rows})
 
 
 def _service_routes(app: FastAPI, clf: ZeroShotClassifier, config: ServeConfig, metrics: Metrics) -> None:
