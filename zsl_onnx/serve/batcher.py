@@ -6,11 +6,12 @@ while a call runs wait for it, and the next call takes the oldest waiting reques
 other waiting request of its merge key, up to ``max_batch_size`` texts. A lone client thus
 never waits for company, and under load each call takes what arrived during the one before.
 
-The model waits on purpose only when the last call merged several requests (so clients are
-sending concurrently) and the next call has fewer texts than that one had: then it waits at
-most ``max_wait_s`` after it was free (or after the request arrived, if later) for the rest
-of them. Without that, clients answered together come back one moment apart, and the first
-one back would run alone, the others after it, halving every batch.
+The model waits on purpose only when the last call merged requests (clients send concurrently)
+and fewer texts are waiting than that call answered plus those it left waiting: then it waits
+at most ``max_wait_s`` for the rest of them, counted from when the oldest waiting request arrived
+or the model became free, whichever is later. Without that, clients answered together come
+back one moment apart, and the first one back would run alone, the others after it, halving
+every batch.
 
 Which requests may merge, and how a merged call gives each the answer it gets alone, is the
 runner's business (runner.py); this module only groups, runs on one worker thread (never on
@@ -73,7 +74,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self.busy = False  # a model call is running
         self._free_since = 0.0  # when the last call ended
-        self._expected = 0  # texts worth waiting for: the last call's, if it merged requests
+        self._expected = 0  # texts worth waiting for (see _concurrency)
 
     @property
     def depth(self) -> int:
@@ -124,8 +125,15 @@ class Batcher:
                 finally:
                     self.busy = False
                     self._free_since = time.monotonic()
-                    texts = sum(job.size for job in batch)
-                    self._expected = min(texts, self.max_batch_size) if len(batch) > 1 else 0
+                    self._expected = self._concurrency(batch)
+
+    def _concurrency(self, batch: list[Job]) -> int:
+        """Texts worth waiting for after ``batch``: if it merged requests (clients send
+        concurrently, and those just answered are likely to be back), its texts and those of
+        every request still waiting; else 0 (a lone client, or requests that do not come back)."""
+        if len(batch) < 2:
+            return 0
+        return min(self.max_batch_size, sum(job.size for job in batch) + sum(job.size for job in self._waiting))
 
     async def _gather(self) -> list[Job]:
         """The oldest job and those waiting with its key: at once, unless the last call merged
