@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -60,7 +61,7 @@ class BrokenModel:
 
     kind, variant, max_length, hypothesis_template, providers = "nli", "fp32", 8, "{}", ["CPUExecutionProvider"]
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def scores(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail /srv/model")
 
 
@@ -76,3 +77,25 @@ def test_a_server_bug_is_a_generic_500_without_traceback(caplog):
     assert "secret" not in answer.text and "Traceback" not in answer.text
     assert 'zsl_serve_requests_total{path="/v1/classify",status="500"} 1' in metrics
     assert "secret internal detail" in caplog.text  # logged server-side
+
+
+def test_concurrent_embedding_requests_merge_and_each_equals_its_call_alone():
+    from test_serve_runner import WideEncoder
+
+    clf = make(encoder=WideEncoder())
+    bodies = [("/v1/classify", {"sequences": TEXTS[i % 4], "candidate_labels": LABELS[: 1 + i % 3],
+                                "multi_label": i % 5 == 0}) for i in range(12)]
+    bodies += [("/v1/scores", {"sequences": TEXTS[:2], "candidate_labels": "sports, music"}),
+               ("/v1/embed", {"sequences": TEXTS[1:3]})]
+
+    async def body(client: Any) -> tuple[list[Any], str]:
+        answers = await asyncio.gather(*(client.post(path, json=payload) for path, payload in bodies))
+        return [answer.json() for answer in answers], (await client.get("/metrics")).text
+
+    got, metrics = drive(create_app(clf, ServeConfig(max_wait_ms=0)), body)
+    expected = [roundtrip(clf(p["sequences"], p["candidate_labels"], multi_label=p["multi_label"])) for _, p in bodies[:12]]
+    expected += [{"scores": roundtrip(clf.scores(TEXTS[:2], "sports, music").tolist())},
+                 {"embeddings": roundtrip(clf.embed(TEXTS[1:3]).tolist())}]
+    assert got == expected
+    calls = re.search(r"^zsl_serve_batch_requests_count (\d+)$", metrics, re.MULTILINE)
+    assert calls is not None and int(calls.group(1)) < len(bodies)  # fewer model calls than requests: some merged

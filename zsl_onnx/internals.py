@@ -1,8 +1,8 @@
 """The runtime's parts that the exporter, zsl-classify and the benchmarks build on.
 
-Not part of the user API, but a stable seam: ``zsl_onnx_export``, the ``zsl_onnx.classify``
-application and ``benchmarks/`` import runtime internals from here only, never from the private
-``zsl_onnx._*`` modules, so those stay free to change. Everything named here is covered by the
+Not part of the user API, but a stable seam: ``zsl_onnx_export``, the ``zsl_onnx.classify`` and
+``zsl_onnx.serve`` applications and ``benchmarks/`` import runtime internals from here only, never
+from the private ``zsl_onnx._*`` modules, so those stay free to change. Everything named here is covered by the
 runtime's tests. The output lock (one writer per file) is here because zsl-classify guards its
 output with it and the exporter its staging directory.
 """
@@ -21,6 +21,7 @@ from ._labels import LabelSpec, resolve_labels
 from ._lock import LOCK_SUFFIX, FileLock, lock_is_stale
 from ._nli import NliScorer
 from ._paths import read_bundle_json, same_file
+from ._postprocess import ranked_result
 from ._scorer import LoadOptions, Scorer
 from ._pooling import PoolingConfig, modes_from_sentence_transformers, pool
 from ._postprocess import label_scores
@@ -68,6 +69,7 @@ __all__ = [
     "parse_labels",
     "pool",
     "pool_windows",
+    "ranked_result",
     "read_bundle",
     "read_bundle_json",
     "read_json",

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-batch-size", type=_positive_int, default=ServeConfig.max_batch_size,
                         help="texts merged into one model call; 1 turns batching off (default %(default)s)")
     limits.add_argument("--max-wait-ms", type=_non_negative, default=ServeConfig.max_wait_ms,
-                        help="how long a request may wait for others to batch with (default %(default)s)")
+                        help="after a merged call, how long the idle model may wait for more requests "
+                             "(default %(default)s; a lone request never waits)")
     limits.add_argument("--max-queue", type=_positive_int, default=ServeConfig.max_queue,
                         help="requests waiting for the model before 503 (default %(default)s)")
     limits.add_argument("--max-body-bytes", type=_positive_int, default=ServeConfig.max_body_bytes,

@@ -18,7 +18,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     max_batch_size: int = 32  # texts merged into one model call (1: no batching)
-    max_wait_ms: float = 5.0  # how long the first request of a batch waits for company
+    max_wait_ms: float = 5.0  # after a merged call, how long the idle model may wait for company
     max_queue: int = 256  # requests admitted but not yet started; more get 503
     max_body_bytes: int = 1 << 20
     max_texts: int = 64  # texts per request

@@ -7,15 +7,15 @@ routes publish their JSON schemas in the OpenAPI document.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
 from typing import Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import ServeConfig
 from .errors import ApiError
+from .runner import Work
 
-__all__ = ["ClassifyRequest", "EmbedRequest", "merge_key", "openapi_body", "parse_body", "texts_of"]
+__all__ = ["ClassifyRequest", "EmbedRequest", "openapi_body", "parse_body", "texts_of", "work_of"]
 
 Model = TypeVar("Model", bound=BaseModel)
 Texts = Union[str, list[str]]
@@ -60,12 +60,12 @@ def texts_of(body: EmbedRequest) -> list[str]:
     return [body.sequences] if isinstance(body.sequences, str) else list(body.sequences)
 
 
-def merge_key(endpoint: str, body: BaseModel) -> Hashable:
-    """Requests with equal keys may share one model call: same endpoint, labels, template, mode."""
+def work_of(endpoint: str, body: EmbedRequest) -> Work:
+    """The request as the model runner takes it (labels as given: a string or a tuple)."""
     if not isinstance(body, ClassifyRequest):
-        return (endpoint,)
+        return Work(endpoint, texts_of(body))
     labels = body.candidate_labels if isinstance(body.candidate_labels, str) else tuple(body.candidate_labels)
-    return (endpoint, labels, body.hypothesis_template, body.multi_label)
+    return Work(endpoint, texts_of(body), labels, body.hypothesis_template, body.multi_label)
 
 
 def _check_limits(body: BaseModel, config: ServeConfig) -> None:
