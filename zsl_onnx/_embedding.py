@@ -40,7 +40,7 @@ from ._text_tokenization import TextTokenizer
 from ._truncation import overflow_tokens, warn_truncated
 from ._windows import split_windows
 
-__all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer"]
+__all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer", "pool_windows"]
 
 LABEL_CACHE_SIZE = 128  # label sets (hypothesis lists) kept; a set of 50 labels x 384 floats is 77 kB
 
@@ -210,7 +210,7 @@ class EmbeddingScorer(Scorer):
         windows = split_windows(self.tokenizer.probe, texts, budget, max_windows)
         warn_truncated(texts, windows.dropped, self.max_length)
         vectors = self.embed(windows.texts, batch_size=batch_size, max_tokens=max_tokens, warn=False)
-        pooled = np.stack([_pool_windows(vectors[rows]) for rows in windows.rows_of(len(texts))])
+        pooled = np.stack([pool_windows(vectors[rows]) for rows in windows.rows_of(len(texts))])
         return self._scores_per_text(
             pooled, hypothesis_sets, multi_label=multi_label, batch_size=batch_size, max_tokens=max_tokens
         )
@@ -232,7 +232,7 @@ class EmbeddingScorer(Scorer):
         return out
 
 
-def _pool_windows(vectors: np.ndarray) -> np.ndarray:
+def pool_windows(vectors: np.ndarray) -> np.ndarray:
     """One text's vector from its windows' vectors: the mean of their unit vectors (a text that
     fits one window keeps its vector as it is, so its scores equal long_text='truncate')."""
     if len(vectors) == 1:

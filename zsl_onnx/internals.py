@@ -11,7 +11,7 @@ from ._batching import Batch, make_batches
 from ._bundle import MANIFEST, MANIFEST_FORMAT, MANIFEST_VERSION, read_bundle, read_json, sha256_file
 from ._manifest import EMBEDDING_MANIFEST_VERSION
 from ._embedding import EmbeddingScorer, load_embedding_scorer
-from ._embedding import _pool_windows as pool_windows
+from ._embedding import pool_windows
 from ._hub import DEFAULT_HUB_TIMEOUT, fetch_matching
 from ._classifier import CPU_MAX_BATCH_TOKENS, DEFAULT_BATCH_SIZE
 from ._classifier import _local_dir as local_bundle_dir
