@@ -116,7 +116,8 @@ def _weights(
     config: QuantConfig,
     cache: dict[tuple[Any, ...], RowQuantWeights],
 ) -> RowQuantWeights:
-    """One MatMul's int8 weights under ``config`` (computed once per cache)."""
+    """One MatMul's int8 weights under ``config`` (computed once per cache: GPTQ on a large
+    layer takes seconds, so candidates that differ only in a calibrated scale share it)."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
@@ -129,32 +130,39 @@ def _weights(
     chosen = activation in config.static_inputs and not shared
     static = (shared or chosen) and bool(stats) and not block
     capped = static and chosen
-    key = (name, config.smooth_alpha, config.gptq, config.unsigned, config.rotation, config.paired_weights, static, capped)
-    if key in cache:
-        return cache[key]
-    weight = numpy_helper.to_array(inits[by_name[name].input[1]])
-    smooth = offset = None
-    if stats:
-        peak, gram = stats[activation].channel_max, stats[activation].gram
-        offset = stats[activation].offset() if config.unsigned and not block and not static else None
+    offset = stats[activation].offset() if stats and config.unsigned and not block and not static else None
+    key = (name, config.smooth_alpha, config.gptq, config.rotation, config.paired_weights, capped, offset)
+    if key not in cache:
+        cache[key] = _rounded_weights(numpy_helper.to_array(inits[by_name[name].input[1]]),
+                                      [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers],
+                                      stats.get(activation), config, block=block, capped=capped, offset=offset)
+    spec = cache[key]
+    if static:
+        spec = replace(spec, static_scale=static_scale(stats[activation].channel_max, spec.smooth))
+    return spec
+
+
+def _rounded_weights(weight: np.ndarray, group: Sequence[np.ndarray], stats: ActivationStats | None,
+                     config: QuantConfig, *, block: int, capped: bool, offset: float | None) -> RowQuantWeights:
+    """Smoothing factors over the activation's ``group`` of readers, then rotation, GPTQ or
+    round to nearest, and the offset's correction."""
+    smooth = peak = gram = None
+    if stats is not None:
+        peak, gram = stats.channel_max, stats.gram
         if offset is not None:
-            peak, gram = stats[activation].shifted(offset)
+            peak, gram = stats.shifted(offset)
     if config.smooth_alpha is not None:
-        group = [numpy_helper.to_array(inits[by_name[n].input[1]]) for n in readers]
         smooth = smoothing_factors(peak, group, config.smooth_alpha)
         if capped:
             smooth = capped_smoothing(peak, smooth)
     if block:
-        spec = _rotated_weights(weight, gram if stats else None, smooth, block, config)
+        spec = _rotated_weights(weight, gram, smooth, block, config)
     elif config.gptq:
         spec = gptq_weights(weight, gram, smooth, paired=config.paired_weights)
     else:
         spec = quantize_weights(weight, smooth, paired=config.paired_weights)
     if offset is not None:
         spec = replace(spec, offset=offset, offset_output=(offset * weight.astype(np.float64).sum(axis=0)).astype(np.float32))
-    if static:
-        spec = replace(spec, static_scale=static_scale(stats[activation].channel_max, smooth))
-    cache[key] = spec
     return spec
 
 
