@@ -25,7 +25,10 @@ class ActivationStats:
     """One activation's statistics over the calibration rows (padding excluded)."""
 
     channel_max: np.ndarray  # float64 [K]: max |x| per input channel
-    gram: np.ndarray  # float64 [K, K]: sum of x x^T over rows
+    # sum of x x^T over rows [K, K]: summed in float64 over batches (each batch's product in
+    # float32), kept in float32 once complete (``finish``): XLM-R large's 24 FFN inputs alone
+    # would hold 3.2 GB in float64 for the whole search; GPTQ works in float64 either way
+    gram: np.ndarray
     rows: int = 0
     low: float = np.inf  # smallest value seen in any channel
     high: float = -np.inf  # largest value seen in any channel
@@ -37,8 +40,13 @@ class ActivationStats:
         self.low = min(self.low, float(values.min(initial=np.inf)))
         self.high = max(self.high, float(values.max(initial=-np.inf)))
         self.total = values.sum(axis=0) + (0.0 if self.total is None else self.total)
-        self.gram += values.T @ values
+        single = np.asarray(rows, dtype=np.float32)
+        self.gram += single.T @ single
         self.rows += len(values)
+
+    def finish(self) -> None:
+        """Keep the Gram matrix in float32 from here on (no more rows)."""
+        self.gram = self.gram.astype(np.float32)
 
     def offset(self, share: float = 0.05) -> float | None:
         """A floor for activations that are (nearly) never negative, like GELU outputs (>= -0.17):
@@ -77,11 +85,13 @@ def run_probe(
     """
     import onnx
 
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    exposed = {o.name for o in probe.graph.output}
-    for name in outputs:
-        if name not in exposed:
+    exposed = {o.name for o in model.graph.output}
+    missing = [name for name in outputs if name not in exposed]
+    probe = model
+    if missing:  # a copy with them: the caller's graph stays as it was
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        for name in missing:
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = make_session(probe)
     del probe
@@ -129,4 +139,6 @@ def collect_stats(
 
     run_probe(model, activations, encodings, add, make_session=make_session, pad_id=pad_id,
               batch_size=batch_size, max_tokens=max_tokens)
+    for one in stats.values():
+        one.finish()
     return stats
