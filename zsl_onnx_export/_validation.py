@@ -97,8 +97,9 @@ def torch_logits(
             )
             inputs = {name: encoded[name] for name in tokenizer.model_input_names if name in encoded}
             chunks.append(model(**inputs).logits.float().numpy())
-    logits = np.empty_like(np.concatenate(chunks))
-    logits[order] = np.concatenate(chunks)
+    stacked = np.concatenate(chunks)
+    logits = np.empty_like(stacked)
+    logits[order] = stacked
     return logits
 
 

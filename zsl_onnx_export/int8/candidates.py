@@ -28,6 +28,7 @@ __all__ = [
     "QuantConfig",
     "RowQuantizer",
     "capped_smoothing",
+    "needs_external_data",
     "quantize_model",
     "save_model",
     "static_scale",
@@ -261,6 +262,16 @@ class RowQuantizer:
             delta = weight - self.weights(QuantConfig(label, smooth_alpha=None, gptq=gptq), node).dequantized()
             errors[label] = float(np.einsum("ko,kl,lo->", delta, gram, delta))
         return errors
+
+
+# protobuf's 2 GB limit, less a margin for the graph itself
+_INLINE_LIMIT = 2**31 - 2**26
+
+
+def needs_external_data(model: Any, external_data: bool) -> bool:
+    """Whether ``model`` must keep its weights in a file of their own: when its source did, or
+    when it outgrew the limit (a shadow graph holds the fp32 weights and the int8 ones)."""
+    return external_data or model.ByteSize() > _INLINE_LIMIT
 
 
 def save_model(model: Any, target: Path, *, external_data: bool) -> None:

@@ -48,7 +48,7 @@ from zsl_onnx.internals import (
 )
 
 from .._graph import size_with_data
-from .candidates import EMBEDDING_CANDIDATES, QuantConfig, save_model
+from .candidates import EMBEDDING_CANDIDATES, QuantConfig, needs_external_data, save_model
 from .rowquant import matmul_inputs, weight_matmuls
 from .search import CandidateResult, GuardReport, Ladder, Score, search
 from .stats import ActivationStats, collect_stats, run_probe
@@ -164,7 +164,7 @@ def _with_probe_data(
 
         def open_probe(graph: Any) -> Any:
             path = Path(work) / "probe.onnx"
-            save_model(graph, path, external_data=external_data)
+            save_model(graph, path, external_data=needs_external_data(graph, external_data))
             return create_session(path)
 
         run(model, open_probe, encodings, scorer.tokenizer.pad_id)

@@ -34,7 +34,7 @@ from zsl_onnx.internals import (
 )
 
 from .calibration import CalibrationSet
-from .candidates import BASE_CANDIDATES, QuantConfig, save_model
+from .candidates import BASE_CANDIDATES, QuantConfig, needs_external_data, save_model
 from .search import STATIC_TOLERANCE, CandidateResult, GuardReport, Ladder, Score, delete_graph, search
 from .sensitivity import END_TO_END, ONE_PASS
 from .stats import ActivationStats, collect_stats, run_probe
@@ -105,22 +105,29 @@ class PairRunner:
         self, model: Any, activations: Sequence[str], subset: np.ndarray, work: Path, *, external_data: bool
     ) -> dict[str, ActivationStats]:
         """fp32 statistics of ``activations`` of ``model`` (onnx.ModelProto) on ``subset``."""
-        return collect_stats(
-            model, activations, self._select(subset), make_session=self._probe_session(work, external_data),
-            pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens,
-        )
+        try:
+            return collect_stats(
+                model, activations, self._select(subset), make_session=self._probe_session(work, external_data),
+                pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens,
+            )
+        finally:
+            delete_graph(work / "probe.onnx")
 
     def probe(self, model: Any, outputs: Sequence[str], subset: np.ndarray, work: Path,
               consume: Callable[[str, np.ndarray], None], *, external_data: bool) -> None:
         """Run ``model`` on ``subset`` with ``outputs`` exposed (``stats.run_probe``)."""
-        run_probe(model, outputs, self._select(subset), consume, make_session=self._probe_session(work, external_data),
-                  pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens)
+        try:
+            run_probe(model, outputs, self._select(subset), consume,
+                      make_session=self._probe_session(work, external_data),
+                      pad_id=self._pad_id, batch_size=self._batch_size, max_tokens=self._max_tokens)
+        finally:
+            delete_graph(work / "probe.onnx")  # a shadow graph's file is larger than the fp32 one
 
     def _probe_session(self, work: Path, external_data: bool) -> Callable[[Any], Any]:
         def open_probe(probe: Any) -> Any:
             path = work / "probe.onnx"
             delete_graph(path)  # onnx appends to an existing external-data file
-            save_model(probe, path, external_data=external_data)
+            save_model(probe, path, external_data=needs_external_data(probe, external_data))
             return create_session(path, threads=self._threads)
 
         return open_probe
@@ -241,6 +248,6 @@ def search_int8(
            external_data=external_data, progress=progress)
     if measure_speed and report.chosen is not None:
         fp32_speed, int8_speed = runner.speeds([graph, target], pairs=SPEED_PAIRS)
-        timed = replace(report.chosen, speedup=int8_speed / fp32_speed)
-        report.candidates[report.candidates.index(report.chosen)] = report.chosen = timed
+        position = next(i for i, c in enumerate(report.candidates) if c is report.chosen)
+        report.candidates[position] = report.chosen = replace(report.chosen, speedup=int8_speed / fp32_speed)
     return report

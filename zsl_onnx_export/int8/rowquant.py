@@ -52,7 +52,7 @@ from .weights import (
     static_multiplier,
 )
 
-__all__ = ["BLOCKED_OPSET", "matmul_inputs", "rowquant", "weight_matmuls"]
+__all__ = ["BLOCKED_OPSET", "matmul_inputs", "rowquant", "rowquant_in_place", "weight_matmuls"]
 
 _ZERO_POINT = 128
 BLOCKED_OPSET = 21  # QuantizeLinear's block_size: a per-row scale without a Div pass
@@ -94,17 +94,25 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     The original fp32 weight initializers are dropped when nothing else reads them.
     """
     import onnx
-    from onnx import helper, numpy_helper
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
+    rowquant_in_place(out, weights)
+    return out
+
+
+def rowquant_in_place(out: Any, weights: Mapping[str, RowQuantWeights]) -> None:
+    """``rowquant`` on ``out`` itself, for a graph that is already a private copy (a multi-GB
+    graph copied once more would hold its weights twice)."""
+    from onnx import helper, numpy_helper
+
     graph = out.graph
     by_name = {node.name: node for node in graph.node}
     missing = sorted(set(weights) - set(by_name))
     if missing:
         raise ValueError(f"no MatMul named {missing[:3]} in the graph")
     if not weights:  # nothing to rewrite: the graph as it was, opset included
-        return out
+        return
     _ensure_ms_domain(out)
 
     new_nodes: list[Any] = []
@@ -147,7 +155,6 @@ def rowquant(model: Any, weights: Mapping[str, RowQuantWeights]) -> Any:
     graph.node.extend(_fuse_static_bias(_fold_into_bias(new_nodes, new_inits, graph), new_inits, graph))
     graph.initializer.extend(new_inits)
     _drop_unused_initializers(graph)
-    return out
 
 
 def _check_spec(node: Any, spec: RowQuantWeights) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from .._graph import external_files, size_with_data
 from .candidates import QuantConfig, RowQuantizer, save_model
 from .rowquant import matmul_inputs, weight_matmuls
-from .sensitivity import END_TO_END, END_TO_END_RANKING_WEIGHTS, ONE_PASS, Probe, rank
+from .sensitivity import END_TO_END, ONE_PASS, STATIC_TOLERANCE, Probe, rank, ranks_in_one_pass, within_tolerance
 from .stats import ActivationStats
 from .weights import saturation_free
 
@@ -51,11 +51,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str], None]
-# A LayerNorm output gets one calibrated scale when that alone raises the ranking data's mean
-# error by at most 5%. On the NLI fixture the FFN inputs of layers 2-5 moved it by -0.5% to
-# +2.5% and those of layers 0 and 1 by +8.4% and +5.3% (the bundle manifest's guard record,
-# benchmarks/results/int8_bundle_manifest.json).
-STATIC_TOLERANCE = 0.05
 COARSE_BISECTION = 2  # bisection steps after a pass, for graphs ranked in one pass
 # Graphs above END_TO_END_RANKING_WEIGHTS choose no LayerNorm scales: one whole-graph probe each
 # (24 on XLM-R large) costs more than the rest of the search, and a MatMul's own output error
@@ -314,7 +309,7 @@ def _choose_static_inputs(quantizer: RowQuantizer, config: QuantConfig, error: _
     if not eligible:
         say("      no LayerNorm output can take a calibrated scale here")
         return plain
-    if quantizer.weight_count() > END_TO_END_RANKING_WEIGHTS:  # one whole-graph probe per LayerNorm output
+    if ranks_in_one_pass(quantizer):  # one whole-graph probe per LayerNorm output
         say(f"      no calibrated LayerNorm scales: measuring {len(eligible)} of them end to end would take longer "
             "than the rest of the search on a graph this size")
         return plain
@@ -325,13 +320,6 @@ def _choose_static_inputs(quantizer: RowQuantizer, config: QuantConfig, error: _
     chosen = within_tolerance(base, report.static_sensitivity)
     say(f"      {len(chosen)} of {len(eligible)} keep a calibrated scale")
     return replace(plain, static_inputs=chosen)
-
-
-def within_tolerance(
-    base: float, sensitivity: Sequence[tuple[str, float]], tolerance: float = STATIC_TOLERANCE
-) -> tuple[str, ...]:
-    """The activations whose error stays within ``tolerance`` (relative) of ``base``."""
-    return tuple(a for a, err in sensitivity if err <= base * (1.0 + tolerance))
 
 
 def _rank_nodes(quantizer: RowQuantizer, config: QuantConfig, error: _ChangeError, probe: Probe,
@@ -377,8 +365,9 @@ def _bisect(attempts: _Attempts, start: QuantConfig, ordered: Sequence[str], low
             best: CandidateResult, steps: int) -> CandidateResult:
     """Between ``low`` fp32 MatMuls (failed) and ``high`` (passed, ``best``): the fewest that
     pass, in at most ``steps`` candidates."""
-    attempts.say(f"      bisecting between {low} and {high} fp32 MatMuls: "
-                 f"{attempts.estimate(min(steps, math.ceil(math.log2(max(high - low, 1)))))}")
+    if high - low > 1 and steps > 0:
+        attempts.say(f"      bisecting between {low} and {high} fp32 MatMuls: "
+                     f"{attempts.estimate(min(steps, math.ceil(math.log2(high - low))))}")
     while high - low > 1 and steps > 0:
         middle = (low + high) // 2
         trial = attempts(start.excluding(ordered[:middle]))

@@ -81,7 +81,8 @@ def run_probe(
     (padding left out) batch by batch, so nothing grows with the data.
 
     ``make_session`` opens an onnxruntime session on a ModelProto (the graph with the
-    outputs added).
+    outputs added). A ``model`` that already exposes every output is handed to it as it is, not
+    copied: saving it with external data empties its tensors, so pass only a graph of your own.
     """
     import onnx
 
