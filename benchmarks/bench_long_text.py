@@ -19,7 +19,8 @@ seconds per document as documents grow from 1 to ``--items`` items.
 ``aggregation`` scores every window once and combines the window scores several ways, single-
 and multi-label, so the alternatives cost no extra inference: truncate, the first window, the
 mean and the max of window scores and, for embedding bundles, the mean of window vectors (what
-ships for them); the shipped way is marked and checked against ``long_text="chunk"`` itself.
+ships for them single-label; multi-label ships the max of window scores for both kinds); the
+shipped way is marked and checked against ``long_text="chunk"`` itself.
 Single-label uses the two sets above (accuracy); multi-label uses documents of two classes, half
 the items of class A then half of class B, and the same items with B first: do both true
 classes rank in the top two (top-2 recall, and the share of documents whose top two are exactly
@@ -217,8 +218,10 @@ def combinations(scored: Scored, multi_label: bool, kind: str) -> dict[str, np.n
            "max of window scores": np.stack([r.max(0) for r in rows])}
     if scored.pooled is not None:
         out["mean of window vectors"] = scored.pooled[multi_label]
-    shipped = "mean of window vectors" if kind == "embedding" else \
-        ("max of window scores" if multi_label else "mean of window scores")
+    if multi_label:
+        shipped = "max of window scores"
+    else:
+        shipped = "mean of window vectors" if kind == "embedding" else "mean of window scores"
     out[f"{shipped} (shipped)"] = out.pop(shipped)
     return out
 

@@ -168,7 +168,7 @@ def test_bench_long_text_aggregation_combines_one_scoring_of_the_windows(tmp_pat
     nli = Path(__file__).resolve().parent / "data" / "tiny-bert"  # 128 tokens: 6 items make several windows
     run_script("bench_long_text.py", "aggregation", "--bundle", tmp_path / "embedding", "--nli-bundle", nli,
                "--items", 6, "--docs", 3, "--nli-docs", 3, "--threads", 1, "--results-dir", tmp_path)
-    for kind, single, multi in (("embedding", "mean of window vectors", "mean of window vectors"),
+    for kind, single, multi in (("embedding", "mean of window vectors", "max of window scores"),
                                 ("nli", "mean of window scores", "max of window scores")):
         entry = json.loads((tmp_path / f"aggregation_{kind}.json").read_text())[kind]
         assert set(entry["windows_per_document"]) == {"one class", "other opening", "A then B", "B then A"}

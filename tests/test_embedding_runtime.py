@@ -328,7 +328,7 @@ def test_repr_works_for_an_embedding_classifier():
     )
 
 
-def test_embedding_chunk_pools_the_unit_vectors_of_its_windows():
+def test_embedding_chunk_pools_window_vectors_single_label_and_takes_the_max_multi_label():
     from zsl_onnx._windows import split_windows
 
     clf = make()
@@ -344,6 +344,9 @@ def test_embedding_chunk_pools_the_unit_vectors_of_its_windows():
 
     expected = similarity_scores(cosine_matrix(pooled, labels), clf.scorer.scoring, multi_label=False)
     np.testing.assert_allclose(clf.scores([long], LABELS, long_text="chunk", max_windows=None), expected, atol=1e-6)
+    # multi-label: each window scored as a text, the highest score per label
+    multi = clf.scores([long], LABELS, multi_label=True, long_text="chunk", max_windows=None)
+    np.testing.assert_allclose(multi[0], clf.scores(windows.texts, LABELS, multi_label=True).max(axis=0), atol=1e-6)
     short = TEXTS[:2]
     np.testing.assert_array_equal(clf.scores(short, LABELS, long_text="chunk"), clf.scores(short, LABELS))
 

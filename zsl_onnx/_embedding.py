@@ -38,7 +38,7 @@ from ._session import ProviderSpec, create_session
 from ._similarity import Scoring, cosine_matrix, similarity_scores
 from ._text_tokenization import TextTokenizer
 from ._truncation import overflow_tokens, warn_truncated
-from ._windows import split_windows
+from ._windows import combine_rows, split_windows
 
 __all__ = ["LABEL_CACHE_SIZE", "EmbeddingScorer", "Prompts", "embedding_settings", "load_embedding_scorer", "pool_windows"]
 
@@ -199,8 +199,11 @@ class EmbeddingScorer(Scorer):
         self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
         max_tokens: int | None, max_windows: int | None,
     ) -> list[np.ndarray]:
-        """Each text's vector is the mean of its windows' vectors (unit length first, so each
-        window counts the same), then scored as one text's vector is."""
+        """Single-label: each text's vector is the mean of its windows' vectors (unit length
+        first, so each window counts the same), then scored as one text's vector is. Multi-label:
+        each window is scored as a text, and a label takes its highest window score (a label
+        holds for a text when it holds anywhere in it, as for NLI bundles). Both chosen by
+        ``benchmarks/bench_long_text.py aggregation`` (docs/long-texts.md)."""
         budget = self.max_length - self.tokenizer.specials - self.tokenizer.prompt_length(self.prompts.text) - WINDOW_SLACK
         if budget < MIN_WINDOW:
             raise InvalidInputError(
@@ -210,9 +213,14 @@ class EmbeddingScorer(Scorer):
         windows = split_windows(self.tokenizer.probe, texts, budget, max_windows)
         warn_truncated(texts, windows.dropped, self.max_length)
         vectors = self.embed(windows.texts, batch_size=batch_size, max_tokens=max_tokens, warn=False)
+        if multi_label:
+            scores = self._scores_per_text(vectors, [hypothesis_sets[t] for t in windows.owner], multi_label=True,
+                                           batch_size=batch_size, max_tokens=max_tokens)
+            return [combine_rows(np.stack([scores[w] for w in rows]), multi_label=True)
+                    for rows in windows.rows_of(len(texts))]
         pooled = np.stack([pool_windows(vectors[rows]) for rows in windows.rows_of(len(texts))])
         return self._scores_per_text(
-            pooled, hypothesis_sets, multi_label=multi_label, batch_size=batch_size, max_tokens=max_tokens
+            pooled, hypothesis_sets, multi_label=False, batch_size=batch_size, max_tokens=max_tokens
         )
 
     def _scores_per_text(

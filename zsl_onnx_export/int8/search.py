@@ -216,10 +216,11 @@ class _Attempts:
         self._seconds: list[float] = []  # how long each candidate took, for the estimates
 
     def estimate(self, candidates: int) -> str:
-        """About how long ``candidates`` more candidates take, from those built so far."""
+        """About how long ``candidates`` more candidates take, at the pace of the latest one (the
+        first also rounds every MatMul's weights, which later candidates reuse)."""
         if not self._seconds:
             return "unknown time"
-        return f"about {_duration(candidates * sum(self._seconds) / len(self._seconds))}"
+        return f"about {_duration(candidates * self._seconds[-1])}"
 
     def say(self, message: str) -> None:
         self._say(message)
