@@ -184,6 +184,16 @@ class EmbeddingScorer(Scorer):
         cosines = self.cosines(texts, hypotheses, batch_size=batch_size, max_tokens=max_tokens)
         return similarity_scores(cosines, self.scoring, multi_label=multi_label)
 
+    def vector_scores(
+        self, vectors: np.ndarray, hypotheses: Sequence[str], *, multi_label: bool, batch_size: int,
+        max_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Calibrated scores [texts, labels] of texts already embedded (``embed``): what
+        ``label_scores`` gives for those texts, so callers that embed many requests' texts in
+        one pass can score each request on its own rows."""
+        labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
+        return similarity_scores(_cosines(vectors, labels), self.scoring, multi_label=multi_label)
+
     def label_scores_per_text(
         self, texts: Sequence[str], hypothesis_sets: Sequence[Sequence[str]], *, multi_label: bool, batch_size: int,
         max_tokens: int | None = None,
@@ -233,8 +243,8 @@ class EmbeddingScorer(Scorer):
             groups.setdefault(tuple(hypotheses), []).append(row)
         out: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(vectors)
         for hypotheses, rows in groups.items():
-            labels = self.label_vectors(hypotheses, batch_size=batch_size, max_tokens=max_tokens)
-            scores = similarity_scores(_cosines(vectors[rows], labels), self.scoring, multi_label=multi_label)
+            scores = self.vector_scores(vectors[rows], hypotheses, multi_label=multi_label, batch_size=batch_size,
+                                        max_tokens=max_tokens)
             for row, row_scores in zip(rows, scores):
                 out[row] = row_scores
         return out

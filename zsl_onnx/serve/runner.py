@@ -28,10 +28,8 @@ from zsl_onnx import ZeroShotClassifier
 from zsl_onnx.internals import (
     DEFAULT_BATCH_SIZE,
     build_hypotheses,
-    cosine_matrix,
     parse_labels,
     ranked_result,
-    similarity_scores,
 )
 
 __all__ = ["Work", "make_runner", "merge_key"]
@@ -96,8 +94,8 @@ def _embedding_scores(clf: ZeroShotClassifier, work: Work, vectors: np.ndarray) 
     template = work.template if work.template is not None else clf.hypothesis_template
     hypotheses = build_hypotheses(parse_labels(_label_argument(work.labels)), template)
     scorer: Any = clf.scorer
-    labels = scorer.label_vectors(hypotheses, batch_size=DEFAULT_BATCH_SIZE, max_tokens=clf.max_batch_tokens)
-    return similarity_scores(cosine_matrix(vectors, labels), scorer.scoring, multi_label=work.multi_label)
+    return scorer.vector_scores(vectors, hypotheses, multi_label=work.multi_label, batch_size=DEFAULT_BATCH_SIZE,
+                                max_tokens=clf.max_batch_tokens)
 
 
 def _answer(work: Work, rows: Sequence[np.ndarray]) -> list[Any]:
